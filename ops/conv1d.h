@@ -1,0 +1,12 @@
+#pragma once
+#include "tensor/tensor.h"
+
+namespace mg {
+
+// The causal depthwise convolution Mamba applies along the sequence:
+//   x (B, C, L), weight (C, K), bias (C) or undefined  ->  out (B, C, L)
+//   out[b, c, t] = bias[c] + sum_{k<K} weight[c, k] * x[b, c, t - (K - 1) + k]
+// with x taken as zero at negative times (left padding K - 1), so out[t] sees only x[<= t].
+Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+}  // namespace mg

@@ -1,0 +1,89 @@
+#include "tensor/storage.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "tensor/device_backend.h"
+#include "tensor/error.h"
+
+namespace mg {
+
+namespace {
+
+void check_cuda_device(Device device) {
+#ifdef MG_WITH_CUDA
+  int count = cuda::device_count();
+  MG_CHECK(count > 0, "cuda: no CUDA GPU is available on this machine (asked for ", device, ")");
+  MG_CHECK(device.index >= 0 && device.index < count, "cuda: device ", device, " does not exist (",
+           count, " GPU(s) visible)");
+#else
+  throw Error(str("cuda: asked for a tensor on ", device,
+                  " but mambagrad was built without CUDA (configure with -DMG_CUDA=ON)"));
+#endif
+}
+
+}  // namespace
+
+bool cuda_is_available() { return cuda_device_count() > 0; }
+
+int cuda_device_count() {
+#ifdef MG_WITH_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+  size_t padded = std::max<size_t>((nbytes + 63) / 64 * 64, 64);  // never a zero-size allocation
+  if (device.is_cpu()) {
+    data_ = std::aligned_alloc(64, padded);
+    if (!data_) throw std::bad_alloc();
+    return;
+  }
+  check_cuda_device(device);
+#ifdef MG_WITH_CUDA
+  data_ = cuda::device_malloc(padded, device.index);
+#endif
+}
+
+Storage::~Storage() {
+  if (device_.is_cpu()) {
+    std::free(data_);
+    return;
+  }
+#ifdef MG_WITH_CUDA
+  cuda::device_free(data_, device_.index);
+#endif
+}
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
+  if (nbytes == 0) return;
+  if (dst_device.is_cpu() && src_device.is_cpu()) {
+    std::memcpy(dst, src, nbytes);
+    return;
+  }
+#ifdef MG_WITH_CUDA
+  if (dst_device.is_cuda() && src_device.is_cpu()) return cuda::memcpy_host_to_device(dst, src, nbytes, dst_device.index);
+  if (dst_device.is_cpu() && src_device.is_cuda()) return cuda::memcpy_device_to_host(dst, src, nbytes, src_device.index);
+  return cuda::memcpy_device_to_device(dst, src, nbytes, dst_device.index);
+#else
+  check_cuda_device(dst_device.is_cuda() ? dst_device : src_device);
+#endif
+}
+
+void zero_bytes(void* ptr, Device device, size_t nbytes) {
+  if (nbytes == 0) return;
+  if (device.is_cpu()) {
+    std::memset(ptr, 0, nbytes);
+    return;
+  }
+#ifdef MG_WITH_CUDA
+  cuda::memset_zero(ptr, nbytes, device.index);
+#else
+  check_cuda_device(device);
+#endif
+}
+
+}  // namespace mg
