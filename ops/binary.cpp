@@ -62,9 +62,9 @@ struct BinaryBackward : Node {
         if (need_a) da = g;
         if (need_b) db = g;
         break;
-      case cuda::BinaryOp::Sub:  // d(a-b) = da - db
+      case cuda::BinaryOp::Sub:  // d(a-b) = da - db  (g * -1 is exactly -g, and runs on every device)
         if (need_a) da = g;
-        if (need_b) db = neg(g);
+        if (need_b) db = mul(g, -1.0);
         break;
       case cuda::BinaryOp::Mul:  // d(ab) = b da + a db
         if (need_a) da = mul(g, b);
@@ -72,7 +72,7 @@ struct BinaryBackward : Node {
         break;
       case cuda::BinaryOp::Div:  // d(a/b) = da / b - a db / b^2
         if (need_a) da = div(g, b);
-        if (need_b) db = neg(div(mul(g, a), mul(b, b)));
+        if (need_b) db = mul(div(mul(g, a), mul(b, b)), -1.0);
         break;
     }
     if (da.defined()) da = sum_to_shape(da, a_shape);

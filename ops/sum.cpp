@@ -30,6 +30,7 @@ ReducedDims reduced_dims(const char* op, const Tensor& x, const Shape& dims, boo
   r.reduced.assign(x.dim(), dims.empty());
   for (int64_t d : dims) {
     int64_t w = wrap_dim(d, x.dim(), op);
+    if (x.dim() == 0) continue;  // a 0-d tensor accepts dim 0 or -1 (like PyTorch) and has nothing to reduce
     MG_CHECK(!r.reduced[w], op, ": dimension ", d, " repeats in ", dims);
     r.reduced[w] = true;
   }

@@ -6,6 +6,7 @@
 
 #include "autograd/function.h"
 #include "ops/check.h"
+#include "ops/cpu/fast_math.h"
 #include "ops/cpu/unary.h"
 #include "ops/unary.h"
 #include "tensor/factory.h"
@@ -26,8 +27,109 @@ struct NegOp {
 struct ExpOp {
   static constexpr const char* name = "exp";
   static constexpr int kSaves = kSavesOutput;
-  template <class T> T forward(T x) const { return std::exp(x); }
+  template <class T> T forward(T x) const { return cpu::fast_exp(x); }
   template <class T> T backward(T g, T, T y) const { return g * y; }  // d/dx exp(x) = exp(x) = y
+};
+
+struct LogOp {
+  static constexpr const char* name = "log";
+  static constexpr int kSaves = kSavesInput;
+  template <class T> T forward(T x) const { return cpu::fast_log(x); }
+  template <class T> T backward(T g, T x, T) const { return g / x; }  // d/dx log(x) = 1 / x
+};
+
+struct SqrtOp {
+  static constexpr const char* name = "sqrt";
+  static constexpr int kSaves = kSavesOutput;
+  template <class T> T forward(T x) const { return std::sqrt(x); }
+  template <class T> T backward(T g, T, T y) const { return g / (T(2) * y); }  // d/dx sqrt(x) = 1 / (2 y)
+};
+
+struct RsqrtOp {
+  static constexpr const char* name = "rsqrt";
+  static constexpr int kSaves = kSavesOutput;
+  template <class T> T forward(T x) const { return T(1) / std::sqrt(x); }
+  // d/dx x^(-1/2) = -1/2 x^(-3/2) = -1/2 y^3
+  template <class T> T backward(T g, T, T y) const { return T(-0.5) * g * y * y * y; }
+};
+
+struct PowOp {
+  static constexpr const char* name = "pow";
+  static constexpr int kSaves = kSavesInput;
+  double exponent = 1.0;
+  template <class T> T forward(T x) const { return exponent == 2.0 ? x * x : std::pow(x, T(exponent)); }
+  // d/dx x^p = p x^(p-1); exactly 0 for p = 0 (PyTorch's rule: no 0 * inf = nan at x = 0)
+  template <class T> T backward(T g, T x, T) const {
+    if (exponent == 0.0) return T(0);
+    if (exponent == 2.0) return g * T(2) * x;
+    return g * T(exponent) * std::pow(x, T(exponent - 1.0));
+  }
+};
+
+struct AbsOp {
+  static constexpr const char* name = "abs";
+  static constexpr int kSaves = kSavesInput;
+  template <class T> T forward(T x) const { return std::fabs(x); }
+  // d/dx |x| = sign(x), taken as 0 at x = 0 (PyTorch's subgradient)
+  template <class T> T backward(T g, T x, T) const { return x > T(0) ? g : (x < T(0) ? -g : T(0)); }
+};
+
+struct SigmoidOp {
+  static constexpr const char* name = "sigmoid";
+  static constexpr int kSaves = kSavesOutput;
+  template <class T> T forward(T x) const { return cpu::fast_sigmoid(x); }
+  template <class T> T backward(T g, T, T y) const { return g * y * (T(1) - y); }  // s' = s (1 - s)
+};
+
+struct TanhOp {
+  static constexpr const char* name = "tanh";
+  static constexpr int kSaves = kSavesOutput;
+  template <class T> T forward(T x) const { return cpu::fast_tanh(x); }
+  template <class T> T backward(T g, T, T y) const { return g * (T(1) - y * y); }  // tanh' = 1 - tanh^2
+};
+
+struct ReluOp {
+  static constexpr const char* name = "relu";
+  static constexpr int kSaves = kSavesOutput;
+  template <class T> T forward(T x) const { return x < T(0) ? T(0) : x; }  // NaN stays NaN
+  template <class T> T backward(T g, T, T y) const { return y > T(0) ? g : T(0); }  // 1 where x > 0, else 0
+};
+
+struct GeluOp {
+  static constexpr const char* name = "gelu";
+  static constexpr int kSaves = kSavesInput;
+  // gelu(x) = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 the standard normal CDF
+  template <class T> T forward(T x) const { return x * T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440))); }
+  // d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+  template <class T> T backward(T g, T x, T) const {
+    T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
+    T pdf = cpu::fast_exp(T(-0.5) * x * x) * T(0.3989422804014327);  // 1 / sqrt(2 pi)
+    return g * (cdf + x * pdf);
+  }
+};
+
+struct SiluOp {
+  static constexpr const char* name = "silu";
+  static constexpr int kSaves = kSavesInput;
+  template <class T> T forward(T x) const { return cpu::fast_silu(x); }
+  // d/dx x s(x) = s + x s (1 - s) = s (1 + x (1 - s)),  s = sigmoid(x)
+  template <class T> T backward(T g, T x, T) const {
+    T s = cpu::fast_sigmoid(x);
+    return g * s * (T(1) + x * (T(1) - s));
+  }
+};
+
+struct SoftplusOp {
+  static constexpr const char* name = "softplus";
+  static constexpr int kSaves = kSavesInput;
+  double beta = 1.0, threshold = 20.0;
+  // log(1 + exp(beta x)) / beta, or x where beta x > threshold (PyTorch's linear regime)
+  template <class T> T forward(T x) const { return cpu::fast_softplus(x, T(beta), T(threshold)); }
+  // d/dx = exp(beta x) / (1 + exp(beta x)) = sigmoid(beta x); 1 in the linear regime
+  template <class T> T backward(T g, T x, T) const {
+    T bx = T(beta) * x;
+    return bx > T(threshold) ? g : g * cpu::fast_sigmoid(bx);
+  }
 };
 
 template <class Op>
@@ -65,5 +167,19 @@ Tensor unary_op(const Tensor& x, Op op = {}) {
 
 Tensor neg(const Tensor& x) { return unary_op<NegOp>(x); }
 Tensor exp(const Tensor& x) { return unary_op<ExpOp>(x); }
+Tensor log(const Tensor& x) { return unary_op<LogOp>(x); }
+Tensor sqrt(const Tensor& x) { return unary_op<SqrtOp>(x); }
+Tensor rsqrt(const Tensor& x) { return unary_op<RsqrtOp>(x); }
+Tensor pow(const Tensor& x, double exponent) { return unary_op(x, PowOp{.exponent = exponent}); }
+Tensor abs(const Tensor& x) { return unary_op<AbsOp>(x); }
+Tensor sigmoid(const Tensor& x) { return unary_op<SigmoidOp>(x); }
+Tensor tanh(const Tensor& x) { return unary_op<TanhOp>(x); }
+Tensor relu(const Tensor& x) { return unary_op<ReluOp>(x); }
+Tensor gelu(const Tensor& x) { return unary_op<GeluOp>(x); }
+Tensor silu(const Tensor& x) { return unary_op<SiluOp>(x); }
+Tensor softplus(const Tensor& x, double beta, double threshold) {
+  MG_CHECK(beta != 0.0, "softplus: beta must be nonzero, got 0 (input ", x.shape(), ")");
+  return unary_op(x, SoftplusOp{.beta = beta, .threshold = threshold});
+}
 
 }  // namespace mg

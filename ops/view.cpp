@@ -144,13 +144,15 @@ Tensor permute(const Tensor& x, const Shape& dims) {
 }
 
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  int64_t d0 = wrap_dim(dim0, x.dim(), "transpose"), d1 = wrap_dim(dim1, x.dim(), "transpose");
   Shape dims(x.dim());
   std::iota(dims.begin(), dims.end(), 0);
-  std::swap(dims[wrap_dim(dim0, x.dim(), "transpose")], dims[wrap_dim(dim1, x.dim(), "transpose")]);
+  if (x.dim() > 0) std::swap(dims[d0], dims[d1]);  // a 0-d tensor accepts dim 0 / -1 and stays as it is
   return permute(x, dims);
 }
 
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  MG_CHECK(x.dim() > 0, "slice: expected a tensor with at least one dimension, got shape ", x.shape());
   dim = wrap_dim(dim, x.dim(), "slice");
   int64_t size = x.size(dim);
   MG_CHECK(step > 0, "slice: step must be positive, got ", step);
@@ -175,6 +177,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
 }
 
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
+  MG_CHECK(x.dim() > 0, "narrow: expected a tensor with at least one dimension, got shape ", x.shape());
   int64_t d = wrap_dim(dim, x.dim(), "narrow");
   MG_CHECK(start >= 0 && length >= 0 && start + length <= x.size(d), "narrow: [", start, ", ", start + length,
            ") is out of range for dimension ", d, " of shape ", x.shape());

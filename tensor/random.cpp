@@ -43,11 +43,12 @@ double Generator::next_normal() {
 
 int64_t Generator::next_int(int64_t low, int64_t high) {
   MG_CHECK(low < high, "randint: empty range [", low, ", ", high, ")");
-  uint64_t range = static_cast<uint64_t>(high - low);
+  // Unsigned arithmetic: the range may not fit in int64 (e.g. [-2^62, 2^63 - 1)).
+  uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
   uint64_t limit = UINT64_MAX - UINT64_MAX % range;  // rejection keeps it unbiased
   uint64_t x;
   do x = next_u64(); while (x >= limit);
-  return low + static_cast<int64_t>(x % range);
+  return static_cast<int64_t>(static_cast<uint64_t>(low) + x % range);
 }
 
 Generator& default_generator() {

@@ -23,8 +23,10 @@ Shape contiguous_strides(const Shape& shape) {
 }
 
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
-  int64_t wrapped = dim < 0 ? dim + ndim : dim;
-  MG_CHECK(wrapped >= 0 && wrapped < std::max<int64_t>(ndim, 1), op, ": dimension ", dim,
+  // A 0-d tensor accepts dim 0 and -1, like PyTorch (ops that reduce or view it treat it as size 1).
+  int64_t bound = std::max<int64_t>(ndim, 1);
+  int64_t wrapped = dim < 0 ? dim + bound : dim;
+  MG_CHECK(wrapped >= 0 && wrapped < bound, op, ": dimension ", dim,
            " is out of range for a tensor with ", ndim, " dimensions");
   return wrapped;
 }

@@ -37,7 +37,10 @@ TensorImpl::~TensorImpl() { --g_live_tensor_impls; }
 
 int64_t live_tensor_impl_count() { return g_live_tensor_impls.load(); }
 
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const {
+  MG_CHECK(dim() > 0, "size: a 0-d tensor has no dimension ", d);  // wrap_dim alone would accept 0
+  return shape()[wrap_dim(d, dim(), "size")];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;

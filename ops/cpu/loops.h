@@ -50,6 +50,8 @@ class ElementwiseLoop {
 
   template <class Row>
   void run(Row&& row) const {
+    for (int64_t size : sizes_)
+      if (size == 0) return;  // an empty tensor: nothing to visit (and no division by a zero row length)
     int64_t inner = sizes_[0];
     int64_t outer = 1;
     for (size_t d = 1; d < sizes_.size(); ++d) outer *= sizes_[d];

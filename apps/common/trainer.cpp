@@ -1,0 +1,226 @@
+#include "apps/common/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "apps/common/checkpoint.h"
+#include "apps/common/loss_plot.h"
+#include "apps/common/text_dataset.h"
+#include "autograd/grad_mode.h"
+#include "nn/atomic_file.h"
+#include "nn/clip_grad.h"
+#include "nn/lr_schedule.h"
+#include "nn/optim/adamw.h"
+#include "nn/optim/param_groups.h"
+
+namespace mg::apps {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+void TrainOptions::validate() const {
+  MG_CHECK(steps > 0, "train: --steps must be positive, got ", steps);
+  MG_CHECK(time_budget_s >= 0, "train: --time-budget must be >= 0, got ", time_budget_s);
+  MG_CHECK(batch > 0 && seq_len > 0, "train: --batch and --seq-len must be positive, got ", batch, " and ", seq_len);
+  MG_CHECK(lr > 0 && std::isfinite(lr), "train: --lr must be positive, got ", lr);
+  MG_CHECK(min_lr >= 0 && min_lr <= lr, "train: --min-lr must be in [0, lr], got ", min_lr);
+  MG_CHECK(warmup >= 0, "train: --warmup must be >= 0, got ", warmup);
+  MG_CHECK(weight_decay >= 0 && clip >= 0, "train: --weight-decay and --clip must be >= 0");
+  MG_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "train: betas must be in [0, 1)");
+  MG_CHECK(eval_every > 0 && eval_batches > 0 && save_every > 0 && log_every > 0,
+           "train: --eval-every, --eval-batches, --save-every and --log-every must be positive");
+}
+
+std::string TrainOptions::to_json() const {
+  return json{{"steps", steps}, {"batch", batch}, {"seq_len", seq_len}, {"lr", lr}, {"min_lr", min_lr},
+              {"warmup", warmup}, {"weight_decay", weight_decay}, {"beta1", beta1}, {"beta2", beta2},
+              {"clip", clip}, {"seed", seed}}
+      .dump();
+}
+
+void TrainOptions::restore_from_json(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  MG_CHECK(j.is_object(), "train: the checkpoint's train_options are not a JSON object");
+  try {
+    batch = j.at("batch"), seq_len = j.at("seq_len"), lr = j.at("lr"), min_lr = j.at("min_lr");
+    warmup = j.at("warmup"), weight_decay = j.at("weight_decay"), beta1 = j.at("beta1"), beta2 = j.at("beta2");
+    clip = j.at("clip"), seed = j.at("seed");
+  } catch (const json::exception& e) {
+    throw Error(str("train: the checkpoint's train_options are incomplete: ", e.what()));
+  }
+}
+
+namespace {
+
+std::string duration(double seconds) {
+  int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, s / 60 % 60);
+  else if (s >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%lds", s);
+  return buf;
+}
+
+double evaluate(mamba::MambaLM& model, const std::vector<int64_t>& ids, const TrainOptions& o) {
+  NoGradGuard no_grad;
+  double total = 0;
+  for (int64_t i = 0; i < o.eval_batches; ++i) {
+    Batch b = fixed_batch(ids, o.batch, o.seq_len, i, o.eval_batches);
+    total += model.loss(b.inputs, b.targets).item<double>();
+  }
+  return total / static_cast<double>(o.eval_batches);
+}
+
+// Keeps the metrics lines of steps <= `step` (a resumed run rewrites what came after).
+void truncate_metrics(const fs::path& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("step", int64_t{0}) <= step) kept += line + "\n";
+  }
+  nn::write_file_atomically(path.string(), kept);
+}
+
+void write_loss_plot(const fs::path& metrics, const fs::path& svg) {
+  Series train{"train loss", "#1f77b4", {}}, val{"val loss", "#d62728", {}};
+  std::ifstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line, nullptr, false);
+    if (j.is_discarded()) continue;
+    double step = j.value("step", 0.0);
+    if (j.contains("train_loss")) train.points.emplace_back(step, j["train_loss"].get<double>());
+    if (j.contains("val_loss")) val.points.emplace_back(step, j["val_loss"].get<double>());
+  }
+  nn::write_file_atomically(svg.string(), loss_curve_svg({train, val}, "Mamba on TinyShakespeare"));
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& requested, const std::string& text) {
+  requested.validate();
+  // A resumed run continues the same optimization: its shaping options come from the checkpoint.
+  LoadedCheckpoint resumed;
+  TrainOptions options = requested;
+  if (!requested.resume.empty()) {
+    resumed = load_checkpoint(requested.resume);
+    options.restore_from_json(resumed.info.train_options);
+    options.validate();
+  }
+  fs::create_directories(options.out_dir);
+  const fs::path out(options.out_dir);
+  TrainResult result;
+  result.checkpoint_path = (out / "checkpoint.safetensors").string();
+
+  // Model, tokenizer and sampler: fresh, or exactly as the checkpoint left them.
+  std::shared_ptr<mamba::MambaLM> model;
+  CharTokenizer tokenizer;
+  Generator batch_gen(options.seed ^ 0x5DEECE66Dull);
+  optim::AdamWOptions adam{.beta1 = options.beta1, .beta2 = options.beta2, .eps = 1e-8};
+  if (!options.resume.empty()) {
+    model = model_from_checkpoint(resumed);
+    tokenizer = CharTokenizer::from_vocabulary(resumed.info.vocabulary);
+    batch_gen.set_state(resumed.info.rng_state);
+    result.first_step = resumed.info.step;
+  } else {
+    tokenizer = CharTokenizer::from_text(text);
+    mamba::MambaConfig config = options.model;
+    config.vocab_size = tokenizer.size();
+    Generator init_gen(options.seed);
+    model = std::make_shared<mamba::MambaLM>(config, init_gen);
+  }
+  TextSplits data = split_90_10(tokenizer.encode(text));
+  optim::AdamW optimizer(optim::weight_decay_groups(model->named_parameters(), options.lr, options.weight_decay), adam);
+  if (!options.resume.empty()) {
+    optimizer.load_state_dict(resumed.optimizer);
+    truncate_metrics(out / "metrics.jsonl", result.first_step);
+  } else {
+    std::remove((out / "metrics.jsonl").c_str());
+  }
+  // A run shorter than the warmup warms up over the whole run.
+  nn::WarmupCosineSchedule schedule{options.lr, options.min_lr, std::min(options.warmup, options.steps), options.steps};
+  TensorList params = model->parameters();
+  std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
+
+  auto save = [&](int64_t step) {
+    save_checkpoint(result.checkpoint_path, *model, &optimizer,
+                    {model->config, tokenizer.vocabulary(), step, batch_gen.state(), options.to_json()});
+  };
+  const bool tty = ::isatty(STDERR_FILENO);
+  const auto start = Clock::now();
+  double window_loss = 0;
+  int64_t window_steps = 0, step = result.first_step;
+  if (options.progress)
+    std::fprintf(stderr, "train: %ld parameters, %zu train / %zu val tokens, %ld steps of %ld x %ld tokens\n",
+                 static_cast<long>(model->num_parameters()), data.train.size(), data.val.size(),
+                 static_cast<long>(options.steps), static_cast<long>(options.batch), static_cast<long>(options.seq_len));
+  while (step < options.steps) {
+    double lr = schedule.lr(step);
+    optimizer.set_lr(lr);
+    Batch batch = random_batch(data.train, options.batch, options.seq_len, batch_gen);
+    Tensor loss = model->loss(batch.inputs, batch.targets);
+    double value = loss.item<double>();
+    if (!std::isfinite(value)) {
+      if (options.progress && tty) std::fprintf(stderr, "\n");
+      throw Error(str("train: the loss became ", value, " at step ", step + 1, "; stopping. The last checkpoint (",
+                      fs::exists(result.checkpoint_path) ? result.checkpoint_path : std::string("none written yet"),
+                      ") is left as it was"));
+    }
+    optimizer.zero_grad();
+    loss.backward();
+    double grad_norm = options.clip > 0 ? nn::clip_grad_norm_(params, options.clip) : nn::grad_norm(params);
+    optimizer.step();
+    ++step;
+    result.losses.push_back(value);
+    window_loss += value;
+    ++window_steps;
+
+    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    double tokens = static_cast<double>((step - result.first_step) * options.batch * options.seq_len);
+    result.tokens_per_second = tokens / std::max(elapsed, 1e-9);
+    bool out_of_time = options.time_budget_s > 0 && elapsed >= options.time_budget_s;
+    bool last = step == options.steps || out_of_time;
+    if (step % options.log_every == 0 || last) {
+      json line{{"step", step}, {"train_loss", window_loss / window_steps}, {"lr", lr}, {"grad_norm", grad_norm},
+                {"tokens_per_second", result.tokens_per_second}, {"elapsed_s", elapsed}};
+      metrics << line.dump() << "\n" << std::flush;
+      if (options.progress) {
+        double eta = elapsed / static_cast<double>(step - result.first_step) * static_cast<double>(options.steps - step);
+        std::fprintf(stderr, "%sstep %ld/%ld | loss %.4f | lr %.2e | %.1fk tok/s | %s elapsed | ETA %s%s",
+                     tty ? "\r\033[K" : "", static_cast<long>(step), static_cast<long>(options.steps),
+                     window_loss / window_steps, lr, result.tokens_per_second / 1000, duration(elapsed).c_str(),
+                     duration(eta).c_str(), tty ? "" : "\n");
+      }
+      window_loss = 0;
+      window_steps = 0;
+    }
+    if (step % options.eval_every == 0 || last) {
+      result.val_loss = evaluate(*model, data.val, options);
+      metrics << json{{"step", step}, {"val_loss", result.val_loss}}.dump() << "\n" << std::flush;
+      if (options.progress) std::fprintf(stderr, "%sstep %ld: val loss %.4f\n", tty ? "\n" : "", static_cast<long>(step), result.val_loss);
+    }
+    if (step % options.save_every == 0 || last) save(step);
+    if (out_of_time) {
+      result.stopped_by_time_budget = step < options.steps;
+      break;
+    }
+  }
+  result.last_step = step;
+  metrics.close();
+  write_loss_plot(out / "metrics.jsonl", out / "loss.svg");
+  if (options.progress)
+    std::fprintf(stderr, "train: done at step %ld, val loss %.4f, %.1fk tokens/s; wrote %s, %s, %s\n",
+                 static_cast<long>(step), result.val_loss, result.tokens_per_second / 1000,
+                 result.checkpoint_path.c_str(), (out / "metrics.jsonl").c_str(), (out / "loss.svg").c_str());
+  return result;
+}
+
+}  // namespace mg::apps

@@ -1,0 +1,51 @@
+#pragma once
+// Training a Mamba character model on a text: the loop behind `mambagrad train`, as a function,
+// so tests can run it on a tiny model (and check that a resumed run repeats an unbroken one).
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/mamba/config.h"
+
+namespace mg::apps {
+
+struct TrainOptions {
+  mamba::MambaConfig model;  // vocab_size is set from the text
+  int64_t steps = 2000;      // optimizer updates in the whole run (the schedule's length)
+  double time_budget_s = 0;  // > 0: stop (with a checkpoint) once this much time has passed
+  int64_t batch = 32;
+  int64_t seq_len = 128;
+  double lr = 2e-3, min_lr = 2e-4;
+  int64_t warmup = 100;
+  double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95;
+  double clip = 1.0;  // global gradient-norm clip; 0 = off
+  uint64_t seed = 0;
+  std::string out_dir = "out";
+  int64_t eval_every = 250, eval_batches = 20, save_every = 500, log_every = 10;
+  std::string resume;  // a checkpoint to continue from ("" = start fresh)
+  bool progress = true;  // the live progress line on stderr
+
+  void validate() const;  // throws mg::Error naming the option
+  // The options that shape the optimization (batch, seq_len, lr schedule, AdamW, clip, seed), as
+  // stored in a checkpoint; a resumed run takes them from there so it continues the same run.
+  std::string to_json() const;
+  void restore_from_json(const std::string& json);
+};
+
+struct TrainResult {
+  std::vector<double> losses;  // the training loss of every step this run took (after resuming)
+  int64_t first_step = 0;      // the step the run started at (0, or the checkpoint's step)
+  int64_t last_step = 0;       // updates done when the run ended
+  double val_loss = 0;         // at the end
+  double tokens_per_second = 0;
+  bool stopped_by_time_budget = false;
+  std::string checkpoint_path;
+};
+
+// Trains on `text` (split 90/10 into train/val). Writes into out_dir: checkpoint.safetensors
+// (every save_every steps and at the end), metrics.jsonl (a line per log_every steps and per
+// evaluation), loss.svg (at the end). Throws mg::Error when the loss turns NaN or Inf, naming the
+// step; the last checkpoint written stays as it was.
+TrainResult train(const TrainOptions& options, const std::string& text);
+
+}  // namespace mg::apps

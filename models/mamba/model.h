@@ -1,0 +1,65 @@
+#pragma once
+// The Mamba language model, read top-down: Config -> Block -> Backbone -> LM.
+//   tokens (B, L) -> embeddings -> n_layer x [ x + mixer(RMSNorm(x)) ] -> RMSNorm -> logits
+// The LM head is tied to the embedding (logits = h @ embeddings.weight^T). Names match the
+// official checkpoints: backbone.embeddings.weight, backbone.layers.{i}.norm.weight,
+// backbone.layers.{i}.mixer.*, backbone.norm_f.weight.
+#include <vector>
+
+#include "models/mamba/config.h"
+#include "models/mamba/mixer.h"
+#include "nn/containers.h"
+#include "nn/embedding.h"
+#include "nn/rms_norm.h"
+
+namespace mg::mamba {
+
+// A pre-norm residual block: x + mixer(norm(x)).
+class ResidualBlock : public nn::Module {
+ public:
+  ResidualBlock(const MambaConfig& config, Generator& gen);
+  Tensor forward(const Tensor& x, MixerState* state = nullptr);  // x: (B, L, d_model)
+  Tensor step(const Tensor& x, MixerState& state);                // x: (B, d_model)
+
+  std::shared_ptr<nn::RMSNorm> norm;
+  std::shared_ptr<MambaMixer> mixer;
+};
+
+class MambaBackbone : public nn::Module {
+ public:
+  MambaBackbone(const MambaConfig& config, Generator& gen);
+
+  std::shared_ptr<nn::Embedding> embeddings;
+  std::shared_ptr<nn::ModuleList> layers;  // of ResidualBlock
+  std::shared_ptr<nn::RMSNorm> norm_f;
+};
+
+// Everything recurrent generation carries from one token to the next: one MixerState per layer.
+struct InferenceState {
+  std::vector<MixerState> layers;
+};
+
+class MambaLM : public nn::Module {
+ public:
+  // Builds the model with the official initialisation, drawing from `gen`.
+  MambaLM(const MambaConfig& config, Generator& gen);
+
+  // tokens (B, L) int64 -> logits (B, L, vocab). With `state`, also leaves there the states after
+  // the last position, so step() can continue from a prompt processed in parallel.
+  Tensor forward(const Tensor& tokens, InferenceState* state = nullptr);
+  // Mean next-token cross-entropy of forward(inputs) against targets (B, L).
+  Tensor loss(const Tensor& inputs, const Tensor& targets);
+
+  // Recurrent generation: O(1) work and memory per token. tokens (B) int64 -> logits (B, vocab).
+  InferenceState new_state(int64_t batch) const;
+  Tensor step(const Tensor& tokens, InferenceState& state);
+
+  const MambaConfig config;
+  std::shared_ptr<MambaBackbone> backbone;
+
+ private:
+  ResidualBlock& layer(size_t i) const;
+  Tensor logits(const Tensor& hidden) const;  // norm_f, then the tied head
+};
+
+}  // namespace mg::mamba

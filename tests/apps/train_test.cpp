@@ -1,0 +1,167 @@
+#include <filesystem>
+#include <fstream>
+
+#include "apps/common/char_tokenizer.h"
+#include "apps/common/checkpoint.h"
+#include "apps/common/sampling.h"
+#include "apps/common/text_dataset.h"
+#include "apps/common/trainer.h"
+#include "nn/safetensors.h"
+#include "test_util.h"
+
+namespace mg::apps {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A small text with structure to learn, and a tiny model that trains in a second.
+std::string tiny_text() {
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "the cat sat on the mat. ";
+  return text;
+}
+
+TrainOptions tiny_options(const std::string& out) {
+  TrainOptions o;
+  o.model.d_model = 16;
+  o.model.n_layer = 2;
+  o.model.d_state = 4;
+  o.steps = 12;
+  o.batch = 4;
+  o.seq_len = 16;
+  o.warmup = 3;
+  o.eval_every = 5;
+  o.eval_batches = 2;
+  o.save_every = 6;
+  o.log_every = 2;
+  o.lr = 1e-2;
+  o.min_lr = 1e-3;
+  o.out_dir = out;
+  o.progress = false;
+  return o;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("mambagrad_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+TEST(CharTokenizer, RoundTripAndUnknownCharacters) {
+  CharTokenizer t = CharTokenizer::from_text("hello world\n");
+  EXPECT_EQ(t.vocabulary(), "\n dehlorw");
+  EXPECT_EQ(t.decode(t.encode("low\nrow")), "low\nrow");
+  EXPECT_TRUE(test::throws_error([&] { t.encode("help"); }, "'p'", "position 3"));
+  EXPECT_TRUE(test::throws_error([] { CharTokenizer::from_text(""); }, "empty"));
+  EXPECT_TRUE(test::throws_error([] { CharTokenizer::from_vocabulary("abca"); }, "twice"));
+}
+
+TEST(TextDataset, SplitAndBatches) {
+  std::vector<int64_t> ids(100);
+  for (int i = 0; i < 100; ++i) ids[i] = i;
+  TextSplits s = split_90_10(ids);
+  EXPECT_EQ(s.train.size(), 90u);
+  EXPECT_EQ(s.val.front(), 90);
+  Generator gen(1);
+  Batch b = random_batch(s.train, 3, 5, gen);
+  std::vector<int64_t> in = b.inputs.to_vector<int64_t>(), target = b.targets.to_vector<int64_t>();
+  for (size_t i = 0; i < in.size(); ++i) EXPECT_EQ(target[i], in[i] + 1);  // targets are inputs shifted by one
+  EXPECT_TRUE(test::throws_error([&] { random_batch(s.val, 2, 10, gen); }, "too short"));
+  EXPECT_TRUE(test::throws_error([] { find_tinyshakespeare("/nonexistent/file.txt"); }, "not found"));
+}
+
+TEST(Sampling, GreedyTopKTopPAndErrors) {
+  std::vector<float> logits{0.1f, 2.0f, -1.0f, 1.9f};
+  Generator gen(3);
+  EXPECT_EQ(sample_token(logits, {.temperature = 0}, gen), 1);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(sample_token(logits, {.temperature = 1.0, .top_k = 1}, gen), 1);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(sample_token(logits, {.temperature = 1.0, .top_p = 0.01}, gen), 1);
+  std::vector<int> counts(4);
+  for (int i = 0; i < 4000; ++i) ++counts[sample_token(logits, {.temperature = 1.0, .top_k = 2}, gen)];
+  EXPECT_EQ(counts[0] + counts[2], 0);                 // outside the top 2
+  EXPECT_NEAR(counts[1] / 4000.0, 0.525, 0.03);        // e^2 / (e^2 + e^1.9)
+  EXPECT_TRUE(test::throws_error([] { validate({.temperature = -1}); }, "temperature"));
+  EXPECT_TRUE(test::throws_error([] { validate({.top_p = 0}); }, "top_p"));
+}
+
+TEST(Trainer, LossFallsAndFilesAreWritten) {
+  fs::path dir = fresh_dir("falls");
+  TrainOptions o = tiny_options(dir.string());
+  o.steps = 40;
+  TrainResult r = train(o, tiny_text());
+  ASSERT_EQ(r.losses.size(), 40u);
+  EXPECT_LT(r.losses.back(), 0.6 * r.losses.front());
+  EXPECT_TRUE(fs::exists(dir / "checkpoint.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "metrics.jsonl"));
+  std::ifstream svg(dir / "loss.svg");
+  std::string first_line;
+  std::getline(svg, first_line);
+  EXPECT_NE(first_line.find("<svg"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, ResumeContinuesBitIdentically) {
+  fs::path one = fresh_dir("one"), two = fresh_dir("two");
+  TrainOptions o = tiny_options(one.string());
+  TrainResult unbroken = train(o, tiny_text());  // 12 steps in one run
+
+  TrainOptions first = tiny_options(two.string());
+  first.steps = 12;
+  first.time_budget_s = 1e-9;  // stops (with a checkpoint) after its first step
+  TrainResult part1 = train(first, tiny_text());
+  ASSERT_TRUE(part1.stopped_by_time_budget);
+  TrainOptions second = tiny_options(two.string());
+  second.resume = (two / "checkpoint.safetensors").string();
+  TrainResult part2 = train(second, tiny_text());
+  std::vector<double> joined = part1.losses;
+  joined.insert(joined.end(), part2.losses.begin(), part2.losses.end());
+  ASSERT_EQ(joined.size(), unbroken.losses.size());
+  for (size_t i = 0; i < joined.size(); ++i) EXPECT_EQ(joined[i], unbroken.losses[i]) << "step " << i + 1;
+  EXPECT_EQ(part2.val_loss, unbroken.val_loss);
+  fs::remove_all(one);
+  fs::remove_all(two);
+}
+
+TEST(Trainer, DivergenceStopsNamingTheStepAndKeepsTheCheckpoint) {
+  fs::path dir = fresh_dir("nan");
+  TrainOptions o = tiny_options(dir.string());
+  o.steps = 6;
+  train(o, tiny_text());
+  auto before = fs::last_write_time(dir / "checkpoint.safetensors");
+  auto size_before = fs::file_size(dir / "checkpoint.safetensors");
+  TrainOptions bad = tiny_options(dir.string());
+  bad.steps = 50;
+  bad.lr = 1e30;  // explodes the weights: the loss becomes inf or nan within a few steps
+  bad.min_lr = 1e29;
+  bad.warmup = 0;
+  bad.clip = 0;
+  bad.save_every = 1000;
+  EXPECT_TRUE(test::throws_error([&] { train(bad, tiny_text()); }, "the loss became", "at step"));
+  EXPECT_EQ(fs::last_write_time(dir / "checkpoint.safetensors"), before);
+  EXPECT_EQ(fs::file_size(dir / "checkpoint.safetensors"), size_before);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, RoundTripAndBadFiles) {
+  fs::path dir = fresh_dir("ckpt");
+  TrainOptions o = tiny_options(dir.string());
+  o.steps = 3;
+  train(o, tiny_text());
+  LoadedCheckpoint c = load_checkpoint((dir / "checkpoint.safetensors").string());
+  EXPECT_EQ(c.info.step, 3);
+  EXPECT_EQ(c.info.vocabulary, CharTokenizer::from_text(tiny_text()).vocabulary());
+  EXPECT_EQ(c.info.config.d_model, 16);
+  EXPECT_FALSE(c.optimizer.empty());
+  auto model = model_from_checkpoint(c);
+  for (const auto& [name, t] : model->state_dict()) EXPECT_TRUE(test::all_close(t, c.model.at(name), 0, 0)) << name;
+
+  nn::save_safetensors((dir / "plain.safetensors").string(), {});
+  EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "plain.safetensors").string()); }, "not a mambagrad checkpoint"));
+  std::ofstream((dir / "garbage.safetensors").string()) << "not a checkpoint at all";
+  EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "garbage.safetensors").string()); }, "garbage.safetensors"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace mg::apps
