@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/validators.h"
+#include "apps/cli_checks.h"
 #include "mambagrad.h"
 
 namespace mg::apps {
@@ -164,8 +164,8 @@ void add_demo_command(CLI::App& app) {
   auto options = std::make_shared<DemoOptions>();
   CLI::App* demo = app.add_subcommand("demo", "Fit sin(x) with a small MLP: tensors, autograd and an optimizer at work");
   demo->add_option("--steps", options->steps, "Optimizer steps")->check(CLI::Range(int64_t{1}, int64_t{100'000'000}))->capture_default_str();
-  demo->add_option("--lr", options->lr, "Learning rate")->check(positive_number())->capture_default_str();
-  demo->add_option("--seed", options->seed, "Seed of the parameter initialization")->check(non_negative_integer())->capture_default_str();
+  demo->add_option("--lr", options->lr, "Learning rate")->check(kPositive)->capture_default_str();
+  demo->add_option("--seed", options->seed, "Seed of the parameter initialization")->check(kNonNegative)->capture_default_str();
   demo->add_option("--hidden", options->hidden, "Width of the two hidden layers")->check(CLI::Range(int64_t{1}, int64_t{4096}))->capture_default_str();
   demo->add_option("--points", options->points, "Training points on [-pi, pi]")->check(CLI::Range(int64_t{2}, int64_t{1'000'000}))->capture_default_str();
   demo->add_option("--optimizer", options->optimizer, "adam or sgd")->check(CLI::IsMember({"adam", "sgd"}))->capture_default_str();

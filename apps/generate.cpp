@@ -2,6 +2,8 @@
 // recurrent step (O(1) work and memory per token), streamed as it is produced.
 #include "apps/generate.h"
 
+#include "apps/cli_checks.h"
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -37,16 +39,16 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint written by `mambagrad train`")->capture_default_str();
   cmd->add_option("--prompt", flags->prompt, "Text to continue (every character must be in the model's vocabulary)");
   cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Tokens to generate")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   cmd->add_option("--temperature", flags->sampling.temperature, "Softmax temperature (0 = greedy)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(kNonNegative);
   cmd->add_option("--top-k", flags->sampling.top_k, "Sample among the k most likely tokens (0 = all)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(kNonNegative);
   cmd->add_option("--top-p", flags->sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()
       ->check(CLI::Range(1e-9, 1.0));
   cmd->add_option("--seed", flags->seed, "Random seed of the sampler")->capture_default_str();
   cmd->add_option("--threads", flags->threads, "CPU threads (batch-1 steps are too small to share)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kPositive);
   cmd->callback([flags] {
     validate(flags->sampling);
     set_num_threads(flags->threads);

@@ -1,6 +1,8 @@
 // `mambagrad train`: the command-line face of apps/common/trainer.h.
 #include "apps/train.h"
 
+#include "apps/cli_checks.h"
+
 #include <memory>
 
 #include "apps/common/text_dataset.h"
@@ -25,32 +27,32 @@ void add_train_command(CLI::App& app) {
                   "else downloaded)");
   cmd->add_option("--config", flags->config, "Model config JSON (MambaConfig fields; flags below override)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--d-model", o.model.d_model, "Model width")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--n-layer", o.model.n_layer, "Number of Mamba blocks")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--d-state", o.model.d_state, "SSM state size N")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--steps", o.steps, "Optimizer steps (the LR schedule's length)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--d-model", o.model.d_model, "Model width")->capture_default_str()->check(kPositive);
+  cmd->add_option("--n-layer", o.model.n_layer, "Number of Mamba blocks")->capture_default_str()->check(kPositive);
+  cmd->add_option("--d-state", o.model.d_state, "SSM state size N")->capture_default_str()->check(kPositive);
+  cmd->add_option("--steps", o.steps, "Optimizer steps (the LR schedule's length)")->capture_default_str()->check(kPositive);
   cmd->add_option("--time-budget", o.time_budget_s, "Stop after this many seconds (0 = no limit), saving a checkpoint")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch", o.batch, "Sequences per step")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--seq-len", o.seq_len, "Tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW)")->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kNonNegative);
+  cmd->add_option("--batch", o.batch, "Sequences per step")->capture_default_str()->check(kPositive);
+  cmd->add_option("--seq-len", o.seq_len, "Tokens per sequence")->capture_default_str()->check(kPositive);
+  cmd->add_option("--lr", o.lr, "Peak learning rate (AdamW)")->capture_default_str()->check(kPositive);
   cmd->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--warmup", o.warmup, "Linear warmup steps")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
+  cmd->add_option("--warmup", o.warmup, "Linear warmup steps")->capture_default_str()->check(kNonNegative);
   cmd->add_option("--weight-decay", o.weight_decay, "AdamW weight decay (not on biases, norms, A_log, D)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(kNonNegative);
   cmd->add_option("--clip", o.clip, "Clip the global gradient norm (0 = off)")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   cmd->add_option("--seed", o.seed, "Random seed (initialization and batches)")->capture_default_str();
   cmd->add_option("--out", o.out_dir, "Output directory (checkpoint, metrics.jsonl, loss.svg)")->capture_default_str();
   cmd->add_option("--eval-every", o.eval_every, "Steps between validation losses")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--eval-batches", o.eval_batches, "Batches per validation loss")->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--save-every", o.save_every, "Steps between checkpoints")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--log-every", o.log_every, "Steps between progress lines")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(kPositive);
+  cmd->add_option("--save-every", o.save_every, "Steps between checkpoints")->capture_default_str()->check(kPositive);
+  cmd->add_option("--log-every", o.log_every, "Steps between progress lines")->capture_default_str()->check(kPositive);
   cmd->add_option("--threads", flags->threads, "CPU threads (default: OMP_NUM_THREADS or all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_flag("--resume", flags->resume, "Continue from <out>/checkpoint.safetensors");
   cmd->add_option("--resume-from", flags->resume_from, "Continue from this checkpoint")->check(CLI::ExistingFile);
   cmd->callback([flags] {

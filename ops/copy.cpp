@@ -5,6 +5,7 @@
 #include "ops/binary.h"
 #include "ops/check.h"
 #include "ops/cpu/loops.h"
+#include "ops/cpu/transpose_copy.h"
 #include "ops/view.h"
 #include "tensor/factory.h"
 
@@ -37,6 +38,7 @@ void copy_inplace(Tensor& dst, const Tensor& src) {
   MG_CHECK(broadcast_shapes(src.shape(), dst.shape(), "copy_inplace") == dst.shape(), "copy_inplace: source ",
            src.shape(), " does not broadcast to destination ", dst.shape());
   if (dst.device().is_cuda()) MG_CUDA_DISPATCH(return cuda::copy(dst, src));
+  if (cpu::transpose_copy_cpu(dst, src)) return;
   dispatch_all(dst.dtype(), [&]<class Out>() {
     dispatch_all(src.dtype(), [&]<class In>() {
       cpu::unary_kernel<Out, In>(dst, src, [](In v) { return static_cast<Out>(v); });

@@ -8,6 +8,7 @@
 #include "ops/check.h"
 #include "ops/cpu/parallel_scan.h"
 #include "ops/cpu/selective_scan.h"
+#include "ops/cpu/selective_scan_step.h"
 #include "ops/view.h"
 #include "tensor/factory.h"
 
@@ -199,7 +200,9 @@ Tensor selective_scan_step(Tensor& state, const Tensor& u, const Tensor& delta, 
   ScanTensors s = prepare(op, u.unsqueeze(-1), delta.unsqueeze(-1), A, Bm.unsqueeze(-1), Cm.unsqueeze(-1), step_args);
   Tensor y = empty({s.size.batch, s.size.dim, 1}, {.dtype = u.dtype()});
   dispatch_floating(u.dtype(), op, [&]<class T>() {
-    cpu::selective_scan_forward_cpu<T>(kernel_inputs<T>(s), y.data<T>(), state.data<T>(), nullptr);
+    // Mamba's hold has a lean one-step kernel; the exact hold reuses the sequence kernel at L = 1.
+    if (!s.exact_zoh_b) cpu::selective_scan_step_cpu<T>(kernel_inputs<T>(s), y.data<T>(), state.data<T>());
+    else cpu::selective_scan_forward_cpu<T>(kernel_inputs<T>(s), y.data<T>(), state.data<T>(), nullptr);
   });
   return y.view({s.size.batch, s.size.dim});
 }

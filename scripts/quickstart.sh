@@ -9,6 +9,8 @@ cmake --preset release
 cmake --build --preset release --target mambagrad_cli -j "$(nproc)"
 
 bin=build/release/apps/mambagrad
-# The main job: one line. When the Mamba language model lands it becomes
-#   "$bin" train "$@" && "$bin" generate
-"$bin" demo "$@"
+# The main job: train the default Mamba character model on TinyShakespeare for a short run (300
+# steps, a few minutes on 2 cores; `mambagrad train --help` for the full run's options), then
+# generate from the checkpoint it wrote. Extra arguments go to `train`.
+"$bin" train --steps 300 --out out/quickstart "$@"
+"$bin" generate --checkpoint out/quickstart/checkpoint.safetensors --prompt "ROMEO:" --max-new-tokens 400

@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "tensor/device_backend.h"
 #include "tensor/error.h"
@@ -23,6 +26,22 @@ void check_cuda_device(Device device) {
 #endif
 }
 
+// By default glibc returns freed memory over 128 KiB to the OS, so every new output of that size
+// (a 256 x 256 matmul's, say) page-faults fresh zeroed pages: +58% CPU time on a 256^3 matmul
+// (benchmarks/RESULTS.md). Keeping freed blocks up to glibc's 32 MiB mmap cap in the process lets
+// the next allocation reuse warm memory. Bigger blocks are still mapped fresh each time; a caching
+// allocator would cover those too.
+void keep_freed_memory_in_process() {
+#ifdef __GLIBC__
+  static const bool done = [] {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    return true;
+  }();
+  (void)done;
+#endif
+}
+
 }  // namespace
 
 bool cuda_is_available() { return cuda_device_count() > 0; }
@@ -38,6 +57,7 @@ int cuda_device_count() {
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   size_t padded = std::max<size_t>((nbytes + 63) / 64 * 64, 64);  // never a zero-size allocation
   if (device.is_cpu()) {
+    keep_freed_memory_in_process();
     data_ = std::aligned_alloc(64, padded);
     if (!data_) throw std::bad_alloc();
     return;

@@ -100,10 +100,12 @@ int64_t proc_status_kb(const std::string& key) {
 // what any implementation must allocate. The rest of the extra is the op's own: checkpoints and
 // workspace.
 int print_peak_memory(int64_t B, int64_t D, int64_t N, int64_t L) {
-  // Every block above 64 KiB gets its own mapping, returned to the system when freed: a freed
-  // buffer cannot be silently reused, so the peak counts every live allocation.
-  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
   forward_backward(make_problem(1, 2, N, 8, true, true), ones({1, 2, 8}));  // start the threads
+  // After the first allocation (tensor/storage.cpp sets its own options then, to keep freed blocks
+  // for reuse): every block above 64 KiB gets its own mapping, returned to the system when freed,
+  // so no freed buffer is silently reused and the peak counts every live allocation.
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024);
   Problem p = make_problem(B, D, N, L, true, true);
   Generator gen(2);
   Tensor dy = uniform(p.u.shape(), -1, 1, gen);

@@ -56,9 +56,10 @@ Tensor MambaMixer::forward(const Tensor& hidden, MixerState* state) {
   MG_CHECK(hidden.dim() == 3 && hidden.size(2) == d_model, "MambaMixer: expected hidden (B, L, ", d_model,
            "), got ", hidden.shape());
   int64_t L = hidden.size(1);
-  Tensor xz = in_proj->forward(hidden);                         // (B, L, 2 d_inner)
-  Tensor x = narrow(xz, 2, 0, d_inner).transpose(1, 2);         // (B, d_inner, L)
-  Tensor z = narrow(xz, 2, d_inner, d_inner).transpose(1, 2);   // (B, d_inner, L)
+  // split (not two narrows): one backward node assembles the gradient of xz in one buffer.
+  TensorList xz = split(in_proj->forward(hidden), {d_inner, d_inner}, 2);  // 2 x (B, L, d_inner)
+  Tensor x = xz[0].transpose(1, 2);                             // (B, d_inner, L)
+  Tensor z = xz[1].transpose(1, 2);                             // (B, d_inner, L)
   if (state) {  // the conv's state: its last d_conv inputs (zeros before the sequence start)
     NoGradGuard no_grad;
     Tensor padded = zeros({hidden.size(0), d_inner, d_conv}, {.dtype = hidden.dtype(), .device = hidden.device()});
@@ -68,11 +69,10 @@ Tensor MambaMixer::forward(const Tensor& hidden, MixerState* state) {
     state->conv_state = padded;
   }
   Tensor u = silu(conv1d->forward(x));                          // (B, d_inner, L)
-  Tensor x_dbl = x_proj->forward(u.transpose(1, 2));            // (B, L, dt_rank + 2N)
-  Tensor dt = narrow(x_dbl, 2, 0, dt_rank);                     // (B, L, dt_rank)
-  Tensor Bm = narrow(x_dbl, 2, dt_rank, d_state).transpose(1, 2);            // (B, N, L)
-  Tensor Cm = narrow(x_dbl, 2, dt_rank + d_state, d_state).transpose(1, 2);  // (B, N, L)
-  Tensor delta = linear(dt, dt_proj->weight).transpose(1, 2);  // (B, d_inner, L); bias goes into the scan
+  TensorList x_dbl = split(x_proj->forward(u.transpose(1, 2)), {dt_rank, d_state, d_state}, 2);
+  Tensor Bm = x_dbl[1].transpose(1, 2);                         // (B, N, L)
+  Tensor Cm = x_dbl[2].transpose(1, 2);                         // (B, N, L)
+  Tensor delta = linear(x_dbl[0], dt_proj->weight).transpose(1, 2);  // (B, d_inner, L); bias goes into the scan
   Tensor A = neg(exp(A_log));                                   // (d_inner, N)
   SelectiveScanArgs args{.D_skip = D, .z = z, .delta_bias = dt_proj->bias, .delta_softplus = true};
   SelectiveScanResult scan = selective_scan(u, delta, A, Bm, Cm, args);
@@ -95,25 +95,15 @@ Tensor MambaMixer::step(const Tensor& hidden, MixerState& state) {
   Tensor xz = in_proj->forward(hidden);              // (B, 2 d_inner)
   Tensor x = narrow(xz, 1, 0, d_inner);              // (B, d_inner)
   Tensor z = narrow(xz, 1, d_inner, d_inner);        // (B, d_inner)
-  // Shift the conv window left by one and append x: conv_state[..., K-1] = x.
-  Tensor shifted = narrow(state.conv_state, 2, 1, d_conv - 1).clone();
-  Tensor head = narrow(state.conv_state, 2, 0, d_conv - 1);
-  copy_inplace(head, shifted);
-  Tensor newest = narrow(state.conv_state, 2, d_conv - 1, 1).squeeze(2);
-  copy_inplace(newest, x);
-  // conv output at this step: sum_k w[c, k] * window[c, k] + bias[c]
-  Tensor weight = conv1d->weight.view({d_inner, d_conv});
-  Tensor conv = sum(mul(state.conv_state, weight), {2});
-  if (conv1d->bias.defined()) conv = add(conv, conv1d->bias);
-  Tensor u = silu(conv);                             // (B, d_inner)
+  Tensor u = silu(causal_conv1d_step(state.conv_state, x, conv1d->weight.view({d_inner, d_conv}), conv1d->bias));
   Tensor x_dbl = x_proj->forward(u);                 // (B, dt_rank + 2N)
   Tensor dt = narrow(x_dbl, 1, 0, dt_rank);
   Tensor Bm = narrow(x_dbl, 1, dt_rank, d_state);    // (B, N)
   Tensor Cm = narrow(x_dbl, 1, dt_rank + d_state, d_state);
   Tensor delta = linear(dt, dt_proj->weight);        // (B, d_inner)
-  Tensor A = neg(exp(A_log));
+  if (!state.A.defined()) state.A = neg(exp(A_log));  // once per generation, not once per token
   SelectiveScanArgs args{.D_skip = D, .z = z, .delta_bias = dt_proj->bias, .delta_softplus = true};
-  Tensor y = selective_scan_step(state.ssm_state, u, delta, A, Bm, Cm, args);  // (B, d_inner)
+  Tensor y = selective_scan_step(state.ssm_state, u, delta, state.A, Bm, Cm, args);  // (B, d_inner)
   return out_proj->forward(y);                       // (B, d_model)
 }
 

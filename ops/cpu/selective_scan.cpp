@@ -30,6 +30,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "ops/cpu/fast_math.h"
@@ -313,6 +314,17 @@ void adjoint_block(const T* A, const T* Bt, const T* Ct, const T* states, const 
 
 // ---- One channel, forward
 
+// Asks for the cache lines of the (B, D, L) rows x[t0 .. t0 + len) of one channel (nullptr: none)
+// before they are needed. Each chunk reads only 256 bytes of each row between long stretches of
+// arithmetic, so the hardware prefetcher falls behind (and the backward walks the chunks in
+// reverse); without this the first loads of each chunk wait on L3 or memory.
+template <class T>
+void prefetch_rows(std::initializer_list<const T*> rows, int64_t t0, int64_t len) {
+  for (const T* row : rows)
+    if (row)
+      for (int64_t t = 0; t < len; t += 64 / sizeof(T)) __builtin_prefetch(row + t0 + t);
+}
+
 // y_t = y~_t silu(z_t), y~_t = <C_t, h_t> + D u_t, for the steps of one chunk.
 template <class T>
 void write_outputs(const ScanInputs<T>& in, int64_t bd, int64_t t0, int64_t len, const ChunkScalars<T>& s, T* y) {
@@ -335,8 +347,13 @@ void forward_channel(const ScanInputs<T>& in, const TimeMajor<T>& tm, int64_t bd
   const int64_t bg = bd / size.dim * size.groups + d / size.channels_per_group();
   std::fill(h, h + Np, T(0));
   if (in.h0) std::copy(in.h0 + bd * N, in.h0 + (bd + 1) * N, h);
+  const int64_t row = bd * L;
   for (int64_t c = 0, t0 = 0; t0 < L; ++c, t0 += K) {
     const int64_t len = std::min(K, L - t0);
+    if (t0 + K < L) {
+      const T* z = in.z ? in.z + row : nullptr;
+      prefetch_rows({in.u + row, in.delta + row, z, static_cast<const T*>(y + row)}, t0 + K, std::min(K, L - t0 - K));
+    }
     if (checkpoints) std::copy(h, h + Np, checkpoints + (bd * scan_chunk_count(L) + c) * Np);
     compute_chunk_scalars(in, bd, t0, len, s);
     for (int64_t n0 = 0; n0 < Np; n0 += kLanes) {
@@ -433,8 +450,14 @@ void backward_channel(const ScanInputs<T>& in, const TimeMajor<T>& tm, int64_t b
   std::fill(carry, carry + Np, T(0));
   if (dlast) std::copy(dlast + bd * N, dlast + (bd + 1) * N, carry);  // g_{L-1} before C dy~ is added
   std::fill(sums.dA, sums.dA + Np, T(0));
+  const int64_t row = bd * L;
   for (int64_t c = chunks - 1; c >= 0; --c) {
     const int64_t t0 = c * K, len = std::min(K, L - t0);
+    if (c > 0) {
+      auto at = [&](const T* x) { return x ? x + row : nullptr; };
+      prefetch_rows({at(in.u), at(in.delta), at(in.z), at(dy)}, t0 - K, K);
+      prefetch_rows<T>({at(grads.du), at(grads.ddelta), at(grads.dz)}, t0 - K, K);
+    }
     compute_chunk_scalars(in, bd, t0, len, s);
     // 1. The chunk's states, recomputed forward from its checkpoint.
     const T* checkpoint = checkpoints + (bd * chunks + c) * Np;

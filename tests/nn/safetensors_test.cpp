@@ -24,10 +24,13 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::vector<std::string> temp_files_in(const fs::path& dir) {
+// Temporary files left beside `target` by a save to it ("<target>.tmp.<pid>"). Only this target's:
+// other tests run in parallel processes and save into the same directory.
+std::vector<std::string> temp_files_for(const fs::path& target) {
   std::vector<std::string> out;
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().filename().string().find(".tmp.") != std::string::npos) out.push_back(entry.path().string());
+  const std::string prefix = target.filename().string() + ".tmp.";
+  for (const auto& entry : fs::directory_iterator(target.parent_path()))
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) out.push_back(entry.path().string());
   return out;
 }
 
@@ -85,7 +88,7 @@ TEST(Safetensors, RoundTripAllDtypesAndStrides) {
   // From memory too.
   SafetensorsContents again = parse_safetensors(bytes, "bytes");
   EXPECT_TRUE(same_tensor(again.tensors.at("steps"), s.at("steps")));
-  EXPECT_TRUE(temp_files_in(fs::path(path).parent_path()).empty());
+  EXPECT_TRUE(temp_files_for(path).empty());
 }
 
 TEST(Safetensors, EmptyFileOfTensors) {
@@ -130,9 +133,9 @@ struct OldFile {
   }
   ::testing::AssertionResult intact() const {
     if (read_bytes(path) != bytes) return ::testing::AssertionFailure() << path << " changed";
-    if (!temp_files_in(fs::path(path).parent_path()).empty())
+    if (!temp_files_for(path).empty())
       return ::testing::AssertionFailure()
-             << "a temporary file was left: " << temp_files_in(fs::path(path).parent_path())[0];
+             << "a temporary file was left: " << temp_files_for(path)[0];
     if (load_safetensors(path).tensors.at("good").to_vector<float>() != std::vector<float>(4, 1.5f))
       return ::testing::AssertionFailure() << "old contents unreadable";
     return ::testing::AssertionSuccess();
@@ -190,7 +193,7 @@ TEST(SafetensorsAtomicWrite, RenameAndDirectoryFailures) {
   s.set("x", ones({3}));
   EXPECT_TRUE(test::throws_error([&] { save_safetensors(dir.string(), s); }, "cannot rename the temporary file"));
   EXPECT_TRUE(fs::is_directory(dir / "inside"));
-  EXPECT_TRUE(temp_files_in(dir.parent_path()).empty());
+  EXPECT_TRUE(temp_files_for(dir).empty());
   // A directory that does not exist.
   EXPECT_TRUE(test::throws_error([&] { save_safetensors(temp_path("no/such/dir/x.safetensors"), s); },
                                  "cannot create the temporary file"));

@@ -234,6 +234,8 @@ TEST(SelectiveScan, StepByStepEqualsScan) {
   ScanCase c = all_options("c", 2, 4, 5, 9, 2);
   for (DType dtype : {DType::Float32, DType::Float64}) {
     TensorList in = make_inputs(c, dtype, 90);
+    // The step has its own kernel: float32 agrees to rounding, float64 to 1e-10.
+    const double atol = dtype == DType::Float32 ? 1e-6 : 1e-12, rtol = dtype == DType::Float32 ? 1e-5 : 1e-10;
     SelectiveScanResult full = scan(in, c);
     SelectiveScanArgs args = args_of(in, c);
     Tensor state = in[8].clone();
@@ -243,9 +245,9 @@ TEST(SelectiveScan, StepByStepEqualsScan) {
       SelectiveScanArgs step_args = args;
       step_args.z = at(in[6], t);
       Tensor y = selective_scan_step(state, at(in[0], t), at(in[1], t), in[2], at(in[3], t), at(in[4], t), step_args);
-      EXPECT_TRUE(test::all_close(y, at(full.y, t), 1e-12, 1e-10)) << "step " << t;
+      EXPECT_TRUE(test::all_close(y, at(full.y, t), atol, rtol)) << dtype << " step " << t;
     }
-    EXPECT_TRUE(test::all_close(state, full.last_state, 1e-12, 1e-10));
+    EXPECT_TRUE(test::all_close(state, full.last_state, atol, rtol)) << dtype;
   }
 }
 

@@ -43,7 +43,7 @@ static void one_step() {
   std::vector<double> A_bar = discretize_zoh(delta, At, Bt).A_bar.to_vector<double>();
   std::vector<double> B_zoh = discretize_zoh(delta, At, Bt).B_bar.to_vector<double>();
   std::vector<double> B_simple = discretize_simplified(delta, At, Bt).B_bar.to_vector<double>();
-  std::printf("  delta   A_bar=e^{dA} B_bar ZOH  B_bar=dB dB/ZOH-1 | x(delta): ODE    ZOH      dB hold  Euler\n");
+  std::printf("  delta   A_bar=e^{dA} B_bar ZOH   B_bar=dB dB/ZOH-1 | x(delta): ODE    ZOH      dB hold  Euler\n");
   for (size_t i = 0; i < deltas.size(); ++i) {
     double d = deltas[i];
     const double x0 = 2, u = 1;
@@ -51,7 +51,7 @@ static void one_step() {
     double zoh = A_bar[i] * x0 + B_zoh[i] * u;        // x_1 = A_bar x_0 + B_bar u
     double simple = A_bar[i] * x0 + B_simple[i] * u;  // the same with B_bar = delta B
     double euler = (1 + d * A) * x0 + d * B * u;      // one explicit Euler step
-    std::printf("  %-6g  %-11.6g  %-9.6g  %-7g  %-+8.3g | %-8.6g %-8.6g %-8.6g %.6g\n", d, A_bar[i], B_zoh[i],
+    std::printf("  %-6g  %-11.6g  %-10.6g  %-7g  %-+8.3g | %-8.6g %-8.6g %-8.6g %.6g\n", d, A_bar[i], B_zoh[i],
                 B_simple[i], B_simple[i] / B_zoh[i] - 1, ode, zoh, simple, euler);
     check(std::abs(B_zoh[i] - std::expm1(d * A) / A * B) < 1e-14, "ZOH's B_bar = (e^{dA} - 1) / A B");
     check(std::abs(zoh - ode) < 1e-12, "the zero-order hold is the ODE's exact solution");
@@ -122,6 +122,10 @@ static void write_svg(const std::string& path, const std::vector<Curve>& curves)
     s += str("<line x1=\"", left, "\" x2=\"", W - right, "\" y1=\"", py(v), "\" y2=\"", py(v), "\" stroke=\"#ddd\"/>",
              "<text x=\"", left - 6, "\" y=\"", py(v) + 4, "\" text-anchor=\"end\">", v, "</text>\n");
   s += str("<text x=\"", (left + W - right) / 2, "\" y=\"", H - 12, "\" text-anchor=\"middle\">delta (log scale)</text>\n");
+  s += str("<text x=\"", px(-2.95), "\" y=\"", py(0.6), "\">small delta:</text><text x=\"", px(-2.95), "\" y=\"",
+           py(0.6) + 16, "\">keep the state</text>\n<text x=\"", px(1) - 4,
+           "\" y=\"", py(0.6), "\" text-anchor=\"end\">large delta: forget it,</text><text x=\"", px(1) - 4, "\" y=\"",
+           py(0.6) + 16, "\" text-anchor=\"end\">take the input</text>\n");
   for (size_t i = 0; i < curves.size(); ++i) {
     std::string d;
     for (auto [x, y] : curves[i].points) d += str(d.empty() ? "M" : " L", px(x), ",", py(y));

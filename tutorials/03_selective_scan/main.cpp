@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include <mambagrad.h>
@@ -40,22 +42,58 @@ static Batch make_batch(Generator& gen) {
 
 // One channel, kState states. Each token is embedded as x_t = (value, marker); u_t = value.
 // Selective: delta_t = softplus(w . x_t + b), a projection of the token like Mamba's dt_proj,
-// set by hand: softplus(-20) = 2e-9 on noise, softplus(0.5413) = 1.0 on data.
-// Time-invariant (LTI): delta_t = lti_delta on every token. B_t = C_t = 1 in both.
-static std::vector<double> final_state(const Batch& b, bool selective, double lti_delta) {
+// set by hand: softplus(-20) = 2e-9 on noise, softplus(log(e - 1)) = 1 on data.
+// Time-invariant (LTI): delta_t = lti_delta on every token. B_t = 1 in both, and C_t reads the
+// slowest state (n = 3), so that y_t = h_t[3] shows how the state evolves.
+static SelectiveScanResult scan(const Batch& b, bool selective, double lti_delta) {
   Tensor x = from_vector<double>(b.value, {kTrials, kLength, 1});
   x = concat({x, from_vector<double>(b.marker, {kTrials, kLength, 1})}, 2);  // x: (T, L, 2)
   Tensor u = x.narrow(2, 0, 1).transpose(1, 2);                              // u: (T, 1, L)
-  Tensor delta = selective ? linear(x, from_vector<double>({0.0, 20.5413}, {1, 2}), from_vector<double>({-20.0}, {1}))
+  const double w = 20 + std::log(std::exp(1.0) - 1);  // weight of the marker: data tokens get -20 + w
+  Tensor delta = selective ? linear(x, from_vector<double>({0.0, w}, {1, 2}), from_vector<double>({-20.0}, {1}))
                            : full({kTrials, kLength, 1}, lti_delta, {.dtype = DType::Float64});
   delta = delta.transpose(1, 2);  // (T, 1, L)
   std::vector<double> a;
   for (double z : kDecay) a.push_back(std::log(z));  // e^{delta A} = z at delta = 1
   Tensor A = from_vector<double>(a, {1, kState});
-  Tensor BC = ones({kTrials, kState, kLength}, {.dtype = DType::Float64});  // Bm = Cm = 1: (T, N, L)
+  Tensor Bm = ones({kTrials, kState, kLength}, {.dtype = DType::Float64});  // (T, N, L)
+  Tensor Cm = concat({zeros({kTrials, kState - 1, kLength}, {.dtype = DType::Float64}),
+                      ones({kTrials, 1, kLength}, {.dtype = DType::Float64})}, 1);
   SelectiveScanArgs args;
   args.delta_softplus = selective;
-  return selective_scan(u, delta, A, BC, BC, args).last_state.to_vector<double>();  // (T, 1, N)
+  return selective_scan(u, delta, A, Bm, Cm, args);  // y (T, 1, L), last_state (T, 1, N)
+}
+static std::vector<double> final_state(const Batch& b, bool selective, double lti_delta) {
+  return scan(b, selective, lti_delta).last_state.to_vector<double>();
+}
+
+// The first sequence as a picture: its tokens as bars (data black, noise grey) and the slowest
+// state h_t[3] of both models over time.
+static void write_svg(const char* path, const Batch& b, const std::vector<double>& lti, const std::vector<double>& sel) {
+  const double W = 720, H = 270, left = 20, right = 170, mid = 145, unit = 45;  // unit: pixels per 1.0
+  auto px = [&](int64_t t) { return left + (t + 0.5) * (W - left - right) / kLength; };
+  std::string s = str("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", W, "\" height=\"", H,
+                      "\" font-family=\"sans-serif\" font-size=\"12\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+                      "<text x=\"", left, "\" y=\"22\" font-size=\"15\">Selective copying: one sequence and the slowest state ",
+                      "h_t[3] of each model</text>\n",
+                      "<line x1=\"", left, "\" x2=\"", W - right, "\" y1=\"", mid, "\" y2=\"", mid, "\" stroke=\"#bbb\"/>\n");
+  for (int64_t t = 0; t < kLength; ++t) {
+    double v = b.value[t] * unit, data = b.marker[t];
+    s += str("<rect x=\"", px(t) - 2.5, "\" y=\"", mid - std::max(v, 0.0), "\" width=\"5\" height=\"", std::abs(v),
+             "\" fill=\"", data ? "#000" : "#d0d0d0", "\"/>\n");
+  }
+  const char* names[] = {"LTI, delta = 0.25", "selective"};
+  const char* colors[] = {"#d62728", "#1f77b4"};
+  for (int k = 0; k < 2; ++k) {
+    std::string d;
+    for (int64_t t = 0; t < kLength; ++t) d += str(t ? " L" : "M", px(t), ",", mid - (k ? sel : lti)[t] * unit);
+    s += str("<path d=\"", d, "\" fill=\"none\" stroke=\"", colors[k], "\" stroke-width=\"2\"/>\n<text x=\"",
+             W - right + 10, "\" y=\"", 60 + 20 * k, "\" fill=\"", colors[k], "\">", names[k], "</text>\n");
+  }
+  s += str("<text x=\"", W - right + 10, "\" y=\"100\">black bars: data</text><text x=\"", W - right + 10,
+           "\" y=\"120\" fill=\"#999\">grey bars: noise</text><text x=\"", left, "\" y=\"", H - 10,
+           "\">time t = 0 .. 63 (bar height: the token's value u_t)</text>\n");
+  std::ofstream(path) << s << "</svg>\n";
 }
 
 // || h1 - h2 || / || h1 || over the whole batch.
@@ -121,6 +159,9 @@ static void selective_copying() {
   std::printf("  selective: data values decoded from the final state, max error %.2e\n", error);
   check(noise < 1e-6 && place < 1e-6, "the selective state ignores the noise and where the data sat");
   check(error < 1e-5, "the selective state holds the data tokens, in order");
+  std::vector<double> lti = scan(batch, false, 0.25).y.to_vector<double>(), sel = scan(batch, true, 0).y.to_vector<double>();
+  write_svg("selective_copying.svg", batch, lti, sel);  // the first sequence: y[0:L]
+  std::printf("  wrote selective_copying.svg\n");
 }
 
 // ---- 2. The recurrence as a plain loop, against the library's reference and fused kernel.
@@ -219,15 +260,15 @@ static double best_seconds(Fn&& fn, int repeats) {
 static void measure() {
   const int64_t B = 2, D = 256, N = 16, L = 512;
   const double updates = double(B * D * N * L);
-  std::printf("\n== 3. speed at B=%lld D=%lld N=%lld L=%lld (%.1fM state updates), %d threads\n", (long long)B,
+  std::printf("\n== 3. speed at B=%lld D=%lld N=%lld L=%lld (%.1fM state updates), threads: %d\n", (long long)B,
               (long long)D, (long long)N, (long long)L, updates / 1e6, get_num_threads());
   Generator gen(5);
   Problem p = random_problem(B, D, N, L, gen);
   ScanCall c64 = as_tensors(p, DType::Float64), c32 = as_tensors(p, DType::Float32);
   std::vector<double> y;
-  double naive = best_seconds([&] { y = naive_scan(p); }, 2);
-  double fused64 = best_seconds([&] { c64.run(true); }, 5);
-  double fused32 = best_seconds([&] { c32.run(true); }, 5);
+  double naive = best_seconds([&] { y = naive_scan(p); }, 5);
+  double fused64 = best_seconds([&] { c64.run(true); }, 30);
+  double fused32 = best_seconds([&] { c32.run(true); }, 30);
   std::printf("  naive loop (float64, 1 thread)  %8.2f ms  %6.3f G updates/s\n", naive * 1e3, updates / naive / 1e9);
   std::printf("  fused kernel, float64           %8.2f ms  %6.3f G updates/s\n", fused64 * 1e3, updates / fused64 / 1e9);
   std::printf("  fused kernel, float32           %8.2f ms  %6.3f G updates/s  (%.0fx the naive loop)\n",

@@ -8,6 +8,7 @@
 
 #include <mambagrad.h>
 
+#include "ops/cpu/parallel.h"
 #include "ops/cpu/parallel_scan.h"
 #include "ops/selective_scan.h"
 
@@ -31,7 +32,7 @@ static std::string show(Affine p) { return str("(", p.a, ",", p.b, ")"); }
 template <class T>
 static void print_row(const char* label, const std::vector<T>& x) {
   std::string row;
-  for (const T& v : x) row += show(v) + " ";
+  for (const T& v : x) row += str(row.empty() ? "" : " ", show(v));
   std::printf("  %-14s %s\n", label, row.c_str());
 }
 
@@ -104,10 +105,10 @@ static void tiny_examples() {
   bool same = true;
   for (int t = 0; t < 8; ++t) {
     Affine inclusive = t < 7 ? scanned[t + 1] : compose(scanned[7], pairs[7]);
-    seq += str(h[t], " "), par += str(inclusive.b, " "), lib += str(library_b[t], " ");
+    seq += str(" ", h[t]), par += str(" ", inclusive.b), lib += str(" ", library_b[t]);
     same = same && inclusive.b == h[t] && library_b[t] == h[t];
   }
-  std::printf("  sequential h_t     %s\n  Blelloch (b part)  %s\n  linear_recurrence  %s\n", seq.c_str(), par.c_str(),
+  std::printf("  sequential h_t    %s\n  Blelloch (b part) %s\n  linear_recurrence %s\n", seq.c_str(), par.c_str(),
               lib.c_str());
   check(same, "sequential loop, lesson's Blelloch and cpu::linear_recurrence_scan agree exactly here");
 
@@ -171,7 +172,7 @@ static void cost_table() {
 
 static void cpu_timing() {
   const int64_t B = 2, D = 64, N = 16, L = 1024;
-  std::printf("\n== 5. on this CPU (B=%lld D=%lld N=%lld L=%lld, float64, %d threads)\n", (long long)B, (long long)D,
+  std::printf("\n== 5. on this CPU (B=%lld D=%lld N=%lld L=%lld, float64, threads: %d)\n", (long long)B, (long long)D,
               (long long)N, (long long)L, get_num_threads());
   Generator gen(8);
   auto r = [&](const Shape& s, double lo, double hi) { return uniform(s, lo, hi, gen, {.dtype = DType::Float64}); };
@@ -179,7 +180,7 @@ static void cpu_timing() {
   Tensor Bm = r({B, N, L}, -1, 1), Cm = r({B, N, L}, -1, 1);
   auto time = [&](auto fn) {
     double best = 1e30;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 10; ++i) {
       auto start = std::chrono::steady_clock::now();
       fn(u, delta, A, Bm, Cm, SelectiveScanArgs{});
       best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
