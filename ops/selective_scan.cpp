@@ -172,8 +172,9 @@ SelectiveScanResult selective_scan_parallel(const Tensor& u, const Tensor& delta
   return {out.y.to(u.dtype()), out.last_state.to(u.dtype())};
 }
 
-// A step is a scan of length 1 whose initial and final state are both `state`: the same kernel,
-// so generation and the scan agree exactly.
+// A step is a scan of length 1 whose initial and final state are both `state`. Mamba's hold runs
+// a lean one-step kernel (ops/cpu/selective_scan_step.cpp: no chunks, checkpoints or lane padding,
+// which would cost more than the step at batch 1); it agrees with the scan to rounding (tested).
 Tensor selective_scan_step(Tensor& state, const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                            const Tensor& Cm, const SelectiveScanArgs& args) {
   const char* op = "selective_scan_step";
