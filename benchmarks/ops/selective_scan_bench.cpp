@@ -5,6 +5,7 @@
 // benchmarks/reference/selective_scan_torch.py, and 0 the bare recurrence.
 //   forward            selective_scan under NoGradGuard (no checkpoints saved)
 //   forward_backward   selective_scan, then backward from dy to all eight inputs
+//   step               one recurrent step (selective_scan_step) at batch B, D channels, N lanes
 //   peak_memory        the extra resident memory of one forward + backward, measured in a fresh
 //                      process (this binary run with --peak-memory B D N L), over the inputs' bytes
 //   OMP_NUM_THREADS=2 ./selective_scan_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
@@ -88,6 +89,23 @@ void BM_forward_backward(benchmark::State& state) {
   set_items(state);
 }
 
+// One recurrent step (selective_scan_step) at batch B over D channels: items = B D N state updates.
+// Args: B, D, N. Mamba's options (softplus, delta_bias, D skip, z gate), the generation setting.
+void BM_step(benchmark::State& state) {
+  const int64_t B = state.range(0), D = state.range(1), N = state.range(2);
+  Problem p = make_problem(B, D, N, 1, true, false);
+  NoGradGuard no_grad;
+  Tensor h = zeros({B, D, N});
+  Tensor u = p.u.squeeze(-1), delta = p.delta.squeeze(-1), Bm = p.Bm.squeeze(-1), Cm = p.Cm.squeeze(-1);
+  SelectiveScanArgs args = p.args;
+  args.z = args.z.squeeze(-1);
+  for (auto _ : state) {
+    Tensor y = selective_scan_step(h, u, delta, p.A, Bm, Cm, args);
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetItemsProcessed(state.iterations() * B * D * N);
+}
+
 int64_t proc_status_kb(const std::string& key) {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);)
@@ -148,6 +166,7 @@ void scan_shapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_forward)->Apply(scan_shapes);
 BENCHMARK(BM_forward_backward)->Apply(scan_shapes);
+BENCHMARK(BM_step)->Args({1, 256, 16})->Args({1, 1536, 16})->Args({8, 256, 16})->Args({1, 256, 7});
 BENCHMARK(BM_peak_memory)->Args({2, 256, 16, 2048})->Args({1, 1536, 16, 2048})->Iterations(1)->UseRealTime();
 
 }  // namespace

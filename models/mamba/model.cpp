@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/grad_mode.h"
+#include "models/mamba/fused_step.h"
 #include "nn/init.h"
 #include "ops/ops.h"
 
@@ -68,6 +69,11 @@ InferenceState MambaLM::new_state(int64_t batch) const {
 }
 
 Tensor MambaLM::step(const Tensor& tokens, InferenceState& state) {
+  if (fused_step_supported(*this, state)) return fused_step(*this, tokens, state);
+  return step_composed(tokens, state);
+}
+
+Tensor MambaLM::step_composed(const Tensor& tokens, InferenceState& state) {
   NoGradGuard no_grad;
   MG_CHECK(tokens.dim() == 1 && tokens.dtype() == DType::Int64, "MambaLM.step: expected int64 tokens (B), got ",
            tokens.shape(), " ", tokens.dtype());

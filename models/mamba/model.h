@@ -34,9 +34,11 @@ class MambaBackbone : public nn::Module {
   std::shared_ptr<nn::RMSNorm> norm_f;
 };
 
-// Everything recurrent generation carries from one token to the next: one MixerState per layer.
+// Everything recurrent generation carries from one token to the next: one MixerState per layer,
+// and the fused step's scratch memory (models/mamba/fused_step.h), allocated at the first step.
 struct InferenceState {
   std::vector<MixerState> layers;
+  Tensor workspace;
 };
 
 class MambaLM : public nn::Module {
@@ -51,8 +53,11 @@ class MambaLM : public nn::Module {
   Tensor loss(const Tensor& inputs, const Tensor& targets);
 
   // Recurrent generation: O(1) work and memory per token. tokens (B) int64 -> logits (B, vocab).
+  // On the CPU step() runs the fused step (models/mamba/fused_step.h); elsewhere, and for a state
+  // it cannot use, step_composed(): the same math from library ops, one op per line of the paper.
   InferenceState new_state(int64_t batch) const;
   Tensor step(const Tensor& tokens, InferenceState& state);
+  Tensor step_composed(const Tensor& tokens, InferenceState& state);
 
   const MambaConfig config;
   std::shared_ptr<MambaBackbone> backbone;

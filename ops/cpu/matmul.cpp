@@ -21,7 +21,8 @@ template <class T, int Order>
 using ConstMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, Eigen::Unaligned,
                             Eigen::OuterStride<>>;
 template <class T>
-using OutMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+using OutMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, Eigen::Unaligned,
+                          Eigen::OuterStride<>>;
 
 // Calls fn with an Eigen map of m: row-major, or column-major for a transposed view.
 template <class T, class Fn>
@@ -51,11 +52,12 @@ MatrixLayout matrix_layout(int64_t rows, int64_t cols, int64_t row_stride, int64
 }
 
 template <class T>
-void gemm_cpu(T* c, const StridedMatrix<T>& a, const StridedMatrix<T>& b, bool accumulate) {
+void gemm_cpu(T* c, const StridedMatrix<T>& a, const StridedMatrix<T>& b, bool accumulate, int64_t c_row_stride) {
   MG_ASSERT(a.cols == b.rows, "gemm_cpu: inner sizes ", a.cols, " and ", b.rows);
   int64_t m = a.rows, n = b.cols, k = a.cols;
   if (m == 0 || n == 0) return;
-  OutMap<T> out(c, m, n);
+  MG_ASSERT(c_row_stride == 0 || c_row_stride >= n, "gemm_cpu: output row stride ", c_row_stride, " < ", n, " columns");
+  OutMap<T> out(c, m, n, Eigen::OuterStride<>(c_row_stride > 0 ? c_row_stride : n));
   if (k == 0) {  // an empty sum: zeros
     if (!accumulate) out.setZero();
     return;
@@ -112,7 +114,7 @@ void column_sums_cpu(T* dbias, const T* dout, int64_t rows, int64_t cols) {
 }
 
 #define MG_INSTANTIATE(T)                                                                                  \
-  template void gemm_cpu<T>(T*, const StridedMatrix<T>&, const StridedMatrix<T>&, bool);                 \
+  template void gemm_cpu<T>(T*, const StridedMatrix<T>&, const StridedMatrix<T>&, bool, int64_t);        \
   template void batched_gemm_cpu<T>(T*, const StridedMatrix<T>&, const int64_t*, const StridedMatrix<T>&, \
                                     const int64_t*, int64_t);                                             \
   template void broadcast_rows_cpu<T>(T*, const T*, int64_t, int64_t);                                    \

@@ -29,10 +29,12 @@ struct MatrixLayout {
 };
 MatrixLayout matrix_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
 
-// c (m, n) = a (m, k) @ b (k, n), or c += a @ b when accumulate. c is contiguous row-major.
+// c (m, n) = a (m, k) @ b (k, n), or c += a @ b when accumulate. c is row-major with rows
+// c_row_stride apart (0: n, contiguous).
 // Eigen threads one big product itself (its OpenMP pool); inside a parallel region it runs serially.
 template <class T>
-void gemm_cpu(T* c, const StridedMatrix<T>& a, const StridedMatrix<T>& b, bool accumulate = false);
+void gemm_cpu(T* c, const StridedMatrix<T>& a, const StridedMatrix<T>& b, bool accumulate = false,
+              int64_t c_row_stride = 0);
 
 // c[i] (m, n) = a[i] @ b[i] for i < batch, where a[i] = a shifted by a_offsets[i] elements (same for b)
 // and c[i] = c + i * m * n. Small products run in parallel across the batch (each one serial);

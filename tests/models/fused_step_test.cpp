@@ -1,0 +1,140 @@
+// The fused CPU step (models/mamba/fused_step.h) against the composed one (MambaLM::step_composed,
+// library ops): logits and both states after every step, at awkward sizes, both dtypes, batch 1
+// and 3, with every optional bias on and off and parameters moved off their structured init.
+#include "models/mamba/fused_step.h"
+
+#include "models/mamba/model.h"
+#include "ops/cpu/parallel.h"
+#include "test_util.h"
+
+namespace mg {
+namespace {
+
+using mamba::InferenceState;
+using mamba::MambaConfig;
+using mamba::MambaLM;
+
+// Every parameter gets noise, so A, D, the biases and the norms are not their special init values
+// (A = -(1..N), D = 1, zero biases, unit norms) that could hide an indexing mistake.
+void perturb(MambaLM& model, uint64_t seed) {
+  NoGradGuard no_grad;
+  uint64_t k = 0;
+  for (auto& [name, parameter] : model.named_parameters())
+    add_inplace(parameter, test::random(parameter.shape(), seed + k++, parameter.dtype(), false, -0.3, 0.3));
+}
+
+InferenceState copy_of(const InferenceState& state) {
+  InferenceState copy;
+  for (const mamba::MixerState& layer : state.layers)
+    copy.layers.push_back({layer.conv_state.clone(), layer.ssm_state.clone(), Tensor()});
+  return copy;
+}
+
+struct Case {
+  const char* name;
+  MambaConfig config;
+};
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  MambaConfig odd;  // nothing a multiple of 8; separate biases everywhere
+  odd.d_model = 13, odd.n_layer = 3, odd.vocab_size = 11, odd.d_state = 5, odd.d_conv = 3, odd.dt_rank = 3;
+  odd.bias = true, odd.conv_bias = false;
+  out.push_back({"odd sizes, in/out biases, no conv bias", odd});
+  MambaConfig mamba;  // Mamba's N = 16 (the kernel's unrolled lanes), d_conv 4
+  mamba.d_model = 24, mamba.n_layer = 2, mamba.vocab_size = 7, mamba.pad_vocab_size_multiple = 8;
+  out.push_back({"N = 16, padded vocabulary", mamba});
+  MambaConfig wide;  // N over one block of lanes; one conv tap; expand 1
+  wide.d_model = 9, wide.n_layer = 1, wide.vocab_size = 5, wide.d_state = 17, wide.d_conv = 1, wide.expand = 1;
+  out.push_back({"N = 17, d_conv 1, expand 1", wide});
+  MambaConfig blocks;  // d_inner 280: channel blocks of 128, 128 and 24 (split across threads)
+  blocks.d_model = 140, blocks.n_layer = 2, blocks.vocab_size = 9;
+  out.push_back({"three channel blocks", blocks});
+  return out;
+}
+
+TEST(FusedStep, MatchesTheComposedStepEveryStep) {
+  for (const Case& c : cases())
+    for (DType dtype : {DType::Float64, DType::Float32})
+      for (int64_t batch : {1, 3}) {
+        SCOPED_TRACE(std::string(c.name) + ", " + dtype_name(dtype) + ", batch " + std::to_string(batch));
+        Generator gen(21);
+        MambaLM model(c.config, gen);
+        model.to(dtype);
+        perturb(model, 100);
+        // float32: rounding of different summation orders, grown over 16 steps through 2-3 layers.
+        const double tol = dtype == DType::Float64 ? 1e-12 : 1e-4;
+        const int64_t vocab = c.config.vocab_size;
+        // Start from a prompt's states, so the conv windows and SSM states are not zeros.
+        InferenceState fused;
+        model.forward(randint(0, vocab, {batch, 4}, gen), &fused);
+        InferenceState composed = copy_of(fused);
+        ASSERT_TRUE(mamba::fused_step_supported(model, fused));
+        for (int64_t t = 0; t < 12; ++t) {
+          Tensor tokens = randint(0, vocab, {batch}, gen);
+          Tensor expected = model.step_composed(tokens, composed);
+          Tensor actual = model.step(tokens, fused);
+          ASSERT_TRUE(test::all_close(actual, expected, tol, tol)) << "logits, step " << t;
+          for (size_t i = 0; i < fused.layers.size(); ++i) {
+            ASSERT_TRUE(test::all_close(fused.layers[i].conv_state, composed.layers[i].conv_state, tol, tol))
+                << "conv state, layer " << i << ", step " << t;
+            ASSERT_TRUE(test::all_close(fused.layers[i].ssm_state, composed.layers[i].ssm_state, tol, tol))
+                << "ssm state, layer " << i << ", step " << t;
+          }
+        }
+      }
+}
+
+// Threads split the channel blocks; sums over channels are added block by block in a fixed order,
+// so the thread count must not change a single bit.
+TEST(FusedStep, ResultsDoNotDependOnTheThreadCount) {
+  const int saved_threads = get_num_threads();
+  Generator gen(24);
+  MambaLM model(cases()[3].config, gen);
+  perturb(model, 200);
+  Tensor tokens = randint(0, 9, {2, 6}, gen);
+  std::vector<Tensor> reference;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    InferenceState state = model.new_state(2);
+    for (int64_t t = 0; t < tokens.size(1); ++t) {
+      Tensor logits = model.step(contiguous(narrow(tokens, 1, t, 1).squeeze(1)), state);
+      if (threads == 1) reference.push_back(logits);
+      else EXPECT_EQ(logits.to_vector<float>(), reference[t].to_vector<float>()) << threads << " threads, step " << t;
+    }
+  }
+  set_num_threads(saved_threads);
+}
+
+TEST(FusedStep, StatesItCannotUseGoToTheComposedStep) {
+  Generator gen(22);
+  MambaLM model(cases()[0].config, gen);
+  InferenceState state = model.new_state(2);
+  EXPECT_TRUE(mamba::fused_step_supported(model, state));
+  // A non-contiguous SSM state: the composed step updates it through the op's own checks.
+  InferenceState strided = model.new_state(2);
+  strided.layers[1].ssm_state = zeros({2, strided.layers[1].ssm_state.size(2), 10}).transpose(1, 2);
+  EXPECT_FALSE(mamba::fused_step_supported(model, strided));
+  InferenceState wrong_dtype = model.new_state(2);
+  wrong_dtype.layers[0].conv_state = wrong_dtype.layers[0].conv_state.to(DType::Float64);
+  EXPECT_FALSE(mamba::fused_step_supported(model, wrong_dtype));
+  EXPECT_FALSE(mamba::fused_step_supported(model, InferenceState{}));
+}
+
+TEST(FusedStep, BadInputsAreClearErrors) {
+  Generator gen(23);
+  MambaLM model(cases()[0].config, gen);
+  InferenceState state = model.new_state(2);
+  EXPECT_TRUE(test::throws_error([&] { model.step(from_vector(std::vector<int64_t>{1, 11}, {2}), state); },
+                                 "MambaLM.step", "outside the vocabulary"));
+  EXPECT_TRUE(test::throws_error([&] { model.step(from_vector(std::vector<int64_t>{1, -1}, {2}), state); },
+                                 "MambaLM.step", "outside the vocabulary"));
+  EXPECT_TRUE(test::throws_error([&] { model.step(from_vector(std::vector<int64_t>{1, 2, 3}, {3}), state); },
+                                 "MambaLM.step", "need states"));
+  EXPECT_TRUE(test::throws_error([&] { model.step(ones({2}), state); }, "MambaLM.step", "int64"));
+  EXPECT_TRUE(test::throws_error([&] { model.step(zeros({2, 1}, {.dtype = DType::Int64}), state); },
+                                 "MambaLM.step", "(B)"));
+}
+
+}  // namespace
+}  // namespace mg
