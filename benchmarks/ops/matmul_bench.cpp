@@ -5,6 +5,8 @@
 //   OMP_NUM_THREADS=2 ./matmul_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <vector>
+
 // GCC 12 reports false "may be used uninitialized" warnings inside its AVX-512 intrinsic headers
 // when Eigen's kernels are instantiated with -march=native.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -122,6 +124,24 @@ void BM_linear_forward_backward_eigen(benchmark::State& state) {
   set_flops(state, 3 * kLinearFlops);
 }
 
+// ---- the floor of batch-1 generation: matrix-vector products whose weights do not stay in cache.
+// y = W x with W (512, 128) row-major (in_proj's shape), cycling through `count` such matrices
+// (256 KiB each), so the working set decides where W is read from: L2 (1 MiB per core here) or
+// L3. Items = bytes of W read, so items/s reads as the bandwidth the GEMV achieves.
+void BM_gemv_bandwidth_eigen(benchmark::State& state) {
+  const int64_t count = state.range(0);
+  std::vector<RowMatrix> weights;
+  for (int64_t i = 0; i < count; ++i) weights.push_back(to_eigen(random_matrix(512, 128, 10 + i)));
+  Eigen::VectorXf x = Eigen::VectorXf::Random(128), y(512);
+  for (auto _ : state) {
+    for (const RowMatrix& w : weights) {
+      y.noalias() = w * x;
+      x[0] += y[3] * 1e-9f;  // each product depends on the last: none can be skipped or reordered
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * count * 512 * 128 * static_cast<int64_t>(sizeof(float)));
+}
+
 }  // namespace
 
 // Registered size by size, Eigen next to the framework, so that slow drifts of a shared machine
@@ -139,6 +159,7 @@ int main(int argc, char** argv) {
   add("linear_4096x128to512_forward_framework", BM_linear_forward_framework);
   add("linear_4096x128to512_forward_backward_eigen", BM_linear_forward_backward_eigen);
   add("linear_4096x128to512_forward_backward_framework", BM_linear_forward_backward_framework);
+  for (int64_t count : {1, 2, 4, 8, 16}) add("gemv_bandwidth_eigen", BM_gemv_bandwidth_eigen)->Arg(count);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
