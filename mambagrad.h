@@ -4,6 +4,7 @@
 #include "autograd/function.h"
 #include "autograd/grad_mode.h"
 #include "autograd/gradcheck.h"
+#include "nn/nn.h"
 #include "ops/ops.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"

@@ -21,10 +21,12 @@
 namespace mg {
 
 struct SelectiveScanArgs {
-  Tensor D_skip;      // (D) or undefined
-  Tensor z;           // (B, D, L) or undefined
-  Tensor delta_bias;  // (D) or undefined
-  Tensor h0;          // (B, D, N) or undefined: the initial state, for chunked or recurrent use
+  // Every member has a default member initializer, so designated initializers may leave any out
+  // (GCC's -Wmissing-field-initializers warns about members without one, even of class type).
+  Tensor D_skip{};      // (D) or undefined
+  Tensor z{};           // (B, D, L) or undefined
+  Tensor delta_bias{};  // (D) or undefined
+  Tensor h0{};          // (B, D, N) or undefined: the initial state, for chunked or recurrent use
   bool delta_softplus = false;
   bool exact_zoh_b = false;  // exact zero-order hold for B instead of delta * B
 };

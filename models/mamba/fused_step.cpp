@@ -56,7 +56,8 @@ struct StepSizes {
   // Per thread: h, normed (B, d_model); rstd (B); x_dbl (B, x_dbl); Bm, Cm (B, N).
   int64_t private_numel() const { return round_up(batch * (2 * d_model + 1 + x_dbl() + 2 * d_state)); }
   int64_t workspace_numel(int64_t threads) const { return shared_numel() + threads * private_numel(); }
-  // Regions start 16 values (64 bytes for float) apart, so threads do not write into one cache line.
+  // The shared region and each thread's private one start 16 values (64 bytes for float) apart, so
+  // two threads' private values never share a cache line.
   static int64_t round_up(int64_t n) { return (n + 15) / 16 * 16; }
 };
 
@@ -124,11 +125,20 @@ void conv_step_silu(const LayerPointers<T>& layer, const StepSizes& s, const Sha
   }
 }
 
-// One residual block at one position, h (B, d_model) += mixer(RMSNorm(h)), by one thread of the
-// team for its blocks [k0, k1). Two barriers: x_proj's and out_proj's sums need every block.
+// Waits for the rest of a team of `team` threads. Alone (team 1) it must not wait at all: called
+// from inside a caller's own parallel region, an OpenMP barrier would bind to the caller's team
+// and hang if its threads made different numbers of steps.
+inline void team_barrier(int64_t team) {
+  if (team > 1) {
+#pragma omp barrier
+  }
+}
+
+// One residual block at one position, h (B, d_model) += mixer(RMSNorm(h)), by one thread of a
+// team of `team` for its blocks [k0, k1). Two barriers: x_proj's and out_proj's sums need every block.
 template <class T>
 void block_step(const LayerPointers<T>& layer, const StepSizes& s, double eps, const Shared<T>& sh,
-                const Private<T>& own, int64_t k0, int64_t k1) {
+                const Private<T>& own, int64_t team, int64_t k0, int64_t k1) {
   const int64_t B = s.batch, dm = s.d_model, Di = s.d_inner, N = s.d_state, R = s.dt_rank, X = s.x_dbl();
   auto channels = [&](int64_t k) { return std::pair{k * kChannelBlock, std::min(kChannelBlock, Di - k * kChannelBlock)}; };
   rms_norm_forward_cpu(own.normed, own.rstd, own.h, layer.norm_weight, B, dm, eps);
@@ -143,7 +153,7 @@ void block_step(const LayerPointers<T>& layer, const StepSizes& s, double eps, c
     linear_into(sh.x_partial + k * B * X, X, sh.u + c0, B, nc, Di, layer.x_weight + c0, Di, X,
                 static_cast<const T*>(nullptr));  // x_proj over this block's channels
   }
-#pragma omp barrier
+  team_barrier(team);
   sum_partials(own.x_dbl, sh.x_partial, s.blocks(), B * X);  // dt | B | C
   for (int64_t b = 0; b < B; ++b) {                          // the scan step reads B and C as rows
     std::copy_n(own.x_dbl + b * X + R, N, own.Bm + b * N);
@@ -162,7 +172,7 @@ void block_step(const LayerPointers<T>& layer, const StepSizes& s, double eps, c
     linear_into(sh.out_partial + k * B * dm, dm, sh.y + c0, B, nc, Di, layer.out_weight + c0, Di, dm,
                 static_cast<const T*>(nullptr));  // out_proj over this block's channels
   }
-#pragma omp barrier
+  team_barrier(team);
   for (int64_t b = 0; b < B; ++b) {  // the residual add, out_proj's bias last
     T* h = own.h + b * dm;
     for (int64_t k = 0; k < s.blocks(); ++k)
@@ -180,14 +190,24 @@ const T* optional_data(const Tensor& t) {
 template <class T>
 LayerPointers<T> layer_pointers(const ResidualBlock& block, MixerState& state) {
   const MambaMixer& mixer = *block.mixer;
-  return {block.norm->weight.data<T>(),     mixer.in_proj->weight.data<T>(),  optional_data<T>(mixer.in_proj->bias),
-          mixer.conv1d->weight.data<T>(),   optional_data<T>(mixer.conv1d->bias), mixer.x_proj->weight.data<T>(),
-          mixer.dt_proj->weight.data<T>(),  mixer.dt_proj->bias.data<T>(),    state.A.data<T>(),
-          mixer.D.data<T>(),                mixer.out_proj->weight.data<T>(), optional_data<T>(mixer.out_proj->bias),
-          state.conv_state.data<T>(),       state.ssm_state.data<T>()};
+  return {.norm_weight = block.norm->weight.data<T>(),
+          .in_weight = mixer.in_proj->weight.data<T>(),
+          .in_bias = optional_data<T>(mixer.in_proj->bias),
+          .conv_weight = mixer.conv1d->weight.data<T>(),
+          .conv_bias = optional_data<T>(mixer.conv1d->bias),
+          .x_weight = mixer.x_proj->weight.data<T>(),
+          .dt_weight = mixer.dt_proj->weight.data<T>(),
+          .dt_bias = mixer.dt_proj->bias.data<T>(),
+          .A = state.A.data<T>(),
+          .D = mixer.D.data<T>(),
+          .out_weight = mixer.out_proj->weight.data<T>(),
+          .out_bias = optional_data<T>(mixer.out_proj->bias),
+          .conv_state = state.conv_state.data<T>(),
+          .ssm_state = state.ssm_state.data<T>()};
 }
 
-// The whole model at one position, by `threads` threads (1: no parallel region).
+// The whole model at one position, by up to `threads` threads (1: no parallel region). The team
+// OpenMP actually forms may be smaller (OMP_DYNAMIC, OMP_THREAD_LIMIT): blocks are split by its size.
 template <class T>
 void model_step(const MambaLM& model, const int64_t* tokens, InferenceState& state, const StepSizes& s,
                 int64_t threads, T* logits) {
@@ -197,20 +217,20 @@ void model_step(const MambaLM& model, const int64_t* tokens, InferenceState& sta
   for (size_t i = 0; i < backbone.layers->size(); ++i)
     layers.push_back(layer_pointers<T>(*backbone.layers->at<ResidualBlock>(i), state.layers[i]));
   T* workspace = state.workspace.data<T>();
-  auto run = [&](int64_t thread) {
+  auto run = [&](int64_t thread, int64_t team) {
     Shared<T> shared;
     Private<T> own;
     carve_workspace(workspace, s, thread, shared, own);
-    const int64_t k0 = s.blocks() * thread / threads, k1 = s.blocks() * (thread + 1) / threads;
+    const int64_t k0 = s.blocks() * thread / team, k1 = s.blocks() * (thread + 1) / team;
     for (int64_t b = 0; b < s.batch; ++b) std::copy_n(embeddings + tokens[b] * s.d_model, s.d_model, own.h + b * s.d_model);
     for (size_t i = 0; i < layers.size(); ++i)
-      block_step(layers[i], s, backbone.layers->at<ResidualBlock>(i)->norm->eps, shared, own, k0, k1);
+      block_step(layers[i], s, backbone.layers->at<ResidualBlock>(i)->norm->eps, shared, own, team, k0, k1);
   };
   if (threads == 1) {
-    run(0);
+    run(0, 1);
   } else {
 #pragma omp parallel num_threads(threads)
-    run(omp_get_thread_num());
+    run(omp_get_thread_num(), omp_get_num_threads());
   }
   Shared<T> shared;
   Private<T> first;  // thread 0's copy of the residual stream
@@ -239,6 +259,7 @@ bool fused_step_supported(const MambaLM& model, const InferenceState& state) {
     const MambaMixer& m = *block.mixer;
     const MixerState& layer = state.layers[i];
     if (!layer.conv_state.defined() || !layer.ssm_state.defined()) return false;
+    if (!m.dt_proj->bias.defined() || m.x_proj->bias.defined()) return false;  // the kernel assumes the mixer's biases
     const std::initializer_list<const Tensor*> read = {
         &block.norm->weight, &m.in_proj->weight, &m.in_proj->bias, &m.conv1d->weight, &m.conv1d->bias,
         &m.x_proj->weight,   &m.dt_proj->weight, &m.dt_proj->bias, &m.A_log,          &m.D,
@@ -251,7 +272,9 @@ bool fused_step_supported(const MambaLM& model, const InferenceState& state) {
 
 Tensor fused_step(const MambaLM& model, const Tensor& tokens, InferenceState& state) {
   NoGradGuard no_grad;
-  MG_CHECK(fused_step_supported(model, state), "MambaLM.step (fused): this model and state need the composed step");
+  MG_CHECK(fused_step_supported(model, state),
+           "fused_step: every parameter and state tensor must be a contiguous CPU tensor of the model's floating "
+           "dtype, with one state per layer (MambaLM::step checks this and falls back to the composed step)");
   MG_CHECK(tokens.dim() == 1 && tokens.dtype() == DType::Int64 && tokens.device().is_cpu(),
            "MambaLM.step: expected int64 CPU tokens (B), got ", tokens.shape(), " ", tokens.dtype(), " on ",
            tokens.device());

@@ -11,8 +11,11 @@
 //               dt | B | C = x_proj(u);  delta = dt_proj.weight dt;
 //               y = selective scan step(u, delta + dt_proj.bias, A, B, C, D, z);  h += out_proj(y)
 //   logits = E RMSNorm_f(h)
-// The same kernels as the ops (the RMSNorm, GEMM and scan-step kernels of ops/cpu/), in the same
-// order: the two paths agree to rounding (tests/models/fused_step_test.cpp).
+// The same kernels as the ops (the RMSNorm, GEMM and scan-step kernels of ops/cpu/); x_proj's and
+// out_proj's sums over channels are split into per-block partials (see fused_step.cpp), so the two
+// paths agree to rounding, not bit for bit (tests/models/fused_step_test.cpp).
+// As in the composed step, A = -exp(A_log) is computed at a state's first step and kept in it: a
+// state continues with the weights it started with; start a new one after changing them.
 #include "tensor/tensor.h"
 
 namespace mg::mamba {

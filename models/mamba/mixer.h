@@ -13,9 +13,9 @@ namespace mg::mamba {
 
 // The recurrent state of one mixer, for generation: O(1) in the sequence length.
 struct MixerState {
-  Tensor conv_state;  // (B, d_inner, d_conv): the last d_conv inputs of the conv, oldest first
-  Tensor ssm_state;   // (B, d_inner, N): h after the last step
-  Tensor A;           // (d_inner, N): -exp(A_log), computed at the first step of a generation
+  Tensor conv_state{};  // (B, d_inner, d_conv): the last d_conv inputs of the conv, oldest first
+  Tensor ssm_state{};   // (B, d_inner, N): h after the last step
+  Tensor A{};           // (d_inner, N): -exp(A_log), computed at the first step of a generation
 };
 
 class MambaMixer : public nn::Module {

@@ -71,10 +71,10 @@ void discretize_b_backward_cpu(const Tensor& ddelta, const Tensor& dA, const Ten
   //   d/dB:      delta exprel(x)
   for_each_element<T, 7>(dB_bar.shape(), {&ddelta, &dA, &dB, &dB_bar, &delta, &A, &B}, [](const auto& p) {
     T g = *p[3], dt = *p[4], b = *p[6];
-    T x = dt * *p[5];
-    *p[0] = g * b * std::exp(x);
-    *p[1] = g * b * dt * dt * exprel_derivative(x);
-    *p[2] = g * dt * exprel(x);
+    T x = dt * *p[5], ex = std::exp(x);
+    *p[0] = g * b * ex;
+    *p[1] = g * b * dt * dt * exprel_derivative(x, ex);
+    *p[2] = g * dt * exprel(x, ex);
   });
 }
 

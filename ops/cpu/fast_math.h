@@ -1,7 +1,8 @@
 #pragma once
-// Branch-free exp, log, log1p and the activations built on them (sigmoid, silu, tanh, softplus),
-// written so that GCC -O3 -march=native vectorizes a plain loop that calls them (the libm functions
-// are calls and do not, without -ffast-math). Accuracy: within ~2 ulp of the C library.
+// Branch-free exp, log, log1p, the activations built on them (sigmoid, silu, tanh, softplus) and
+// exprel(x) = (e^x - 1) / x, written so that GCC -O3 -march=native vectorizes a plain loop that
+// calls them (the libm functions are calls and do not, without -ffast-math). Accuracy: within ~2
+// ulp of the C library.
 //
 // exp(x) = 2^n * exp(r),  n = round(x / ln2),  r = x - n ln2 in [-ln2/2, ln2/2]
 //   - n is rounded with the "magic number" trick (adding 1.5 * 2^mantissa_bits rounds to an integer
@@ -13,6 +14,7 @@
 //     results near overflow (n = 128 for float) and in the subnormal range come out right.
 // Inputs are clamped first (a NaN passes both comparisons unchanged, so NaN propagates): above the
 // clamp every result is inf, below it every result is 0, so exp(inf) = inf and exp(-inf) = 0.
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -213,5 +215,58 @@ MG_FAST_MATH_INLINE T fast_softplus(T x, T beta = T(1), T threshold = T(20)) {
   T bx = beta * x;
   return bx > threshold ? x : fast_log1p(fast_exp(bx)) / beta;
 }
+
+// exprel(x) = (e^x - 1) / x (the name follows scipy.special.exprel) and its derivative
+// exprel'(x) = (e^x - exprel(x)) / x, given ex = e^x (the selective scan has it already: dA). The
+// exact zero-order hold for B is B_bar = (e^(delta A) - 1) / A * B = delta exprel(delta A) B, which
+// never divides by A (ops/discretize.h). Near 0 both closed forms cancel (and divide by ~0), so
+// |x| < 0.5 uses the Taylor series instead:
+//   exprel(x) = sum_k x^k / (k+1)!,   exprel'(x) = sum_k (k+1) x^k / (k+2)!
+// 9 terms reach float precision there, 16 double (a truncation error of 0.5^16 / 17! ~ 4e-20); at
+// |x| = 0.5 the closed form of exprel' loses about 2 bits. Both sides are computed and one is
+// selected, so that a loop calling them vectorizes.
+namespace fast_math_detail {
+
+inline constexpr int kExprelTerms = 16;
+constexpr std::array<double, kExprelTerms> exprel_coefficients(bool derivative) {
+  std::array<double, kExprelTerms> c{};
+  double factorial = derivative ? 2.0 : 1.0;  // (k+2)! or (k+1)! at k = 0
+  for (int k = 0; k < kExprelTerms; ++k) {
+    c[k] = (derivative ? k + 1 : 1) / factorial;
+    factorial *= derivative ? k + 3 : k + 2;
+  }
+  return c;
+}
+inline constexpr auto kExprel = exprel_coefficients(false);
+inline constexpr auto kExprelDerivative = exprel_coefficients(true);
+
+// sum_k c[k] x^k in Horner form, over the terms T's precision needs.
+template <class T>
+MG_FAST_MATH_INLINE T exprel_series(const std::array<double, kExprelTerms>& c, T x) {
+  constexpr int kTerms = sizeof(T) == 4 ? 9 : kExprelTerms;
+  T p = T(c[kTerms - 1]);
+  for (int k = kTerms - 2; k >= 0; --k) p = p * x + T(c[k]);
+  return p;
+}
+
+}  // namespace fast_math_detail
+
+template <class T>
+MG_FAST_MATH_INLINE T exprel(T x, T ex) {
+  bool small = std::abs(x) < T(0.5);
+  T closed = (ex - T(1)) / (small ? T(1) : x);
+  return small ? fast_math_detail::exprel_series(fast_math_detail::kExprel, x) : closed;
+}
+template <class T>
+MG_FAST_MATH_INLINE T exprel_derivative(T x, T ex) {
+  bool small = std::abs(x) < T(0.5);
+  T closed = (ex - exprel(x, ex)) / (small ? T(1) : x);
+  return small ? fast_math_detail::exprel_series(fast_math_detail::kExprelDerivative, x) : closed;
+}
+// The same where e^x is not at hand (off the hot paths): e^x from the C library.
+template <class T>
+inline T exprel(T x) { return exprel(x, std::exp(x)); }
+template <class T>
+inline T exprel_derivative(T x) { return exprel_derivative(x, std::exp(x)); }
 
 }  // namespace mg::cpu

@@ -86,38 +86,80 @@ TEST(FusedStep, MatchesTheComposedStepEveryStep) {
 }
 
 // Threads split the channel blocks; sums over channels are added block by block in a fixed order,
-// so the thread count must not change a single bit.
+// so the thread count must not change a single bit, even when it changes from one step to the
+// next (the workspace is then re-carved for the new team). CTest also runs this test with
+// OMP_THREAD_LIMIT=1 and with OMP_DYNAMIC=true, where OpenMP may form a smaller team than asked.
 TEST(FusedStep, ResultsDoNotDependOnTheThreadCount) {
   const int saved_threads = get_num_threads();
-  Generator gen(24);
-  MambaLM model(cases()[3].config, gen);
-  perturb(model, 200);
-  Tensor tokens = randint(0, 9, {2, 6}, gen);
-  std::vector<Tensor> reference;
-  for (int threads : {1, 2, 3}) {
-    set_num_threads(threads);
-    InferenceState state = model.new_state(2);
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    Generator gen(24);
+    MambaLM model(cases()[3].config, gen);
+    model.to(dtype);
+    perturb(model, 200);
+    Tensor tokens = randint(0, 9, {2, 7}, gen);
+    auto token = [&](int64_t t) { return contiguous(narrow(tokens, 1, t, 1).squeeze(1)); };
+    set_num_threads(1);
+    InferenceState single = model.new_state(2);
+    std::vector<std::vector<double>> reference;
+    for (int64_t t = 0; t < tokens.size(1); ++t) reference.push_back(model.step(token(t), single).to_vector<double>());
+    for (int threads : {2, 3}) {
+      set_num_threads(threads);
+      InferenceState state = model.new_state(2);
+      for (int64_t t = 0; t < tokens.size(1); ++t)
+        EXPECT_EQ(model.step(token(t), state).to_vector<double>(), reference[t]) << threads << " threads, step " << t;
+    }
+    InferenceState changing = model.new_state(2);
     for (int64_t t = 0; t < tokens.size(1); ++t) {
-      Tensor logits = model.step(contiguous(narrow(tokens, 1, t, 1).squeeze(1)), state);
-      if (threads == 1) reference.push_back(logits);
-      else EXPECT_EQ(logits.to_vector<float>(), reference[t].to_vector<float>()) << threads << " threads, step " << t;
+      set_num_threads(1 + static_cast<int>(t % 3));
+      EXPECT_EQ(model.step(token(t), changing).to_vector<double>(), reference[t]) << "changing threads, step " << t;
     }
   }
   set_num_threads(saved_threads);
 }
 
+// A caller may step several sequences from its own threads. Inside its parallel region the step
+// runs serially and must not wait at a barrier of the caller's team: with uneven numbers of steps
+// per thread, that would hang.
+TEST(FusedStep, StepsFromInsideTheCallersOwnParallelRegion) {
+  Generator gen(25);
+  MambaLM model(cases()[3].config, gen);
+  const std::vector<int64_t> steps = {1, 6, 11};
+  std::vector<Tensor> expected, actual(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    InferenceState state = model.new_state(1);
+    Tensor logits;
+    for (int64_t t = 0; t < steps[i]; ++t) logits = model.step(tensor({int64_t(t % 9)}), state);
+    expected.push_back(logits);
+  }
+  std::vector<InferenceState> states;
+  for (size_t i = 0; i < steps.size(); ++i) states.push_back(model.new_state(1));
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+  for (size_t i = 0; i < steps.size(); ++i)
+    for (int64_t t = 0; t < steps[i]; ++t) actual[i] = model.step(tensor({int64_t(t % 9)}), states[i]);
+  for (size_t i = 0; i < steps.size(); ++i)
+    EXPECT_EQ(actual[i].to_vector<float>(), expected[i].to_vector<float>()) << "sequence " << i;
+}
+
+// A state the fused step cannot use goes to the composed step, whose ops check it and say what is
+// wrong (the fused step itself only runs on what it accepts).
 TEST(FusedStep, StatesItCannotUseGoToTheComposedStep) {
   Generator gen(22);
   MambaLM model(cases()[0].config, gen);
   InferenceState state = model.new_state(2);
   EXPECT_TRUE(mamba::fused_step_supported(model, state));
-  // A non-contiguous SSM state: the composed step updates it through the op's own checks.
-  InferenceState strided = model.new_state(2);
-  strided.layers[1].ssm_state = zeros({2, strided.layers[1].ssm_state.size(2), 10}).transpose(1, 2);
+  InferenceState strided = model.new_state(2);  // a non-contiguous SSM state
+  const int64_t N = strided.layers[1].ssm_state.size(2);
+  strided.layers[1].ssm_state = zeros({2, N, strided.layers[1].ssm_state.size(1)}).transpose(1, 2);
   EXPECT_FALSE(mamba::fused_step_supported(model, strided));
+  const Tensor tokens = tensor({int64_t{1}, int64_t{2}});
+  EXPECT_TRUE(test::throws_error([&] { model.step(tokens, strided); }, "selective_scan_step", "contiguous"));
+  EXPECT_TRUE(test::throws_error([&] { mamba::fused_step(model, tokens, strided); }, "fused_step",
+                                 "contiguous CPU tensor"));
   InferenceState wrong_dtype = model.new_state(2);
   wrong_dtype.layers[0].conv_state = wrong_dtype.layers[0].conv_state.to(DType::Float64);
   EXPECT_FALSE(mamba::fused_step_supported(model, wrong_dtype));
+  EXPECT_TRUE(test::throws_error([&] { model.step(tokens, wrong_dtype); }, "causal_conv1d_step"));
   EXPECT_FALSE(mamba::fused_step_supported(model, InferenceState{}));
 }
 
