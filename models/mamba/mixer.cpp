@@ -72,7 +72,10 @@ Tensor MambaMixer::forward(const Tensor& hidden, MixerState* state) {
   TensorList x_dbl = split(x_proj->forward(u.transpose(1, 2)), {dt_rank, d_state, d_state}, 2);
   Tensor Bm = x_dbl[1].transpose(1, 2);                         // (B, N, L)
   Tensor Cm = x_dbl[2].transpose(1, 2);                         // (B, N, L)
-  Tensor delta = linear(x_dbl[0], dt_proj->weight).transpose(1, 2);  // (B, d_inner, L); bias goes into the scan
+  // delta = dt_proj.weight dt, computed as W (d_inner, dt_rank) @ dt^T (B, dt_rank, L): the product
+  // comes out (B, d_inner, L) contiguous, the scan's layout, where linear() would give (B, L, d_inner)
+  // and the scan would copy its transpose. dt_proj's bias goes into the scan.
+  Tensor delta = matmul(dt_proj->weight, x_dbl[0].transpose(1, 2));  // (B, d_inner, L)
   Tensor A = neg(exp(A_log));                                   // (d_inner, N)
   SelectiveScanArgs args{.D_skip = D, .z = z, .delta_bias = dt_proj->bias, .delta_softplus = true};
   SelectiveScanResult scan = selective_scan(u, delta, A, Bm, Cm, args);
