@@ -166,7 +166,8 @@ void scan_shapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_forward)->Apply(scan_shapes);
 BENCHMARK(BM_forward_backward)->Apply(scan_shapes);
-BENCHMARK(BM_step)->Args({1, 256, 16})->Args({1, 1536, 16})->Args({8, 256, 16})->Args({1, 256, 7});
+BENCHMARK(BM_step)->Args({1, 256, 16})->Args({1, 1536, 16})->Args({8, 256, 16})->Args({1, 256, 7})->Args({1, 256, 8})
+    ->Args({1, 256, 32})->Args({1, 256, 64});
 BENCHMARK(BM_peak_memory)->Args({2, 256, 16, 2048})->Args({1, 1536, 16, 2048})->Iterations(1)->UseRealTime();
 
 }  // namespace

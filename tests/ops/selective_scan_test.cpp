@@ -230,24 +230,32 @@ TEST(SelectiveScan, ParallelScanMatchesSequential) {
   }
 }
 
+// The step kernel has a path per N it unrolls (8, 16, 32, 64) and one for any other N, and walks
+// channels in blocks of 64 (D = 70: a full block and a remainder).
 TEST(SelectiveScan, StepByStepEqualsScan) {
-  ScanCase c = all_options("c", 2, 4, 5, 9, 2);
-  for (DType dtype : {DType::Float32, DType::Float64}) {
-    TensorList in = make_inputs(c, dtype, 90);
-    // The step has its own kernel: float32 agrees to rounding, float64 to 1e-10.
-    const double atol = dtype == DType::Float32 ? 1e-6 : 1e-12, rtol = dtype == DType::Float32 ? 1e-5 : 1e-10;
-    SelectiveScanResult full = scan(in, c);
-    SelectiveScanArgs args = args_of(in, c);
-    Tensor state = in[8].clone();
-    args.h0 = Tensor();
-    auto at = [](const Tensor& x, int64_t t) { return x.narrow(-1, t, 1).squeeze(-1); };
-    for (int64_t t = 0; t < c.L; ++t) {
-      SelectiveScanArgs step_args = args;
-      step_args.z = at(in[6], t);
-      Tensor y = selective_scan_step(state, at(in[0], t), at(in[1], t), in[2], at(in[3], t), at(in[4], t), step_args);
-      EXPECT_TRUE(test::all_close(y, at(full.y, t), atol, rtol)) << dtype << " step " << t;
+  const std::vector<ScanCase> cases = {
+      all_options("N 5, groups", 2, 4, 5, 9, 2), all_options("N 8", 1, 70, 8, 5),
+      all_options("N 16, two blocks, groups", 3, 70, 16, 5, 2), all_options("N 32", 2, 6, 32, 5),
+      all_options("N 64", 1, 3, 64, 4), all_options("N 17", 2, 5, 17, 4)};
+  for (const ScanCase& c : cases) {
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      SCOPED_TRACE(c.name);
+      TensorList in = make_inputs(c, dtype, 90);
+      // The step has its own kernel: float32 agrees to rounding, float64 to 1e-10.
+      const double atol = dtype == DType::Float32 ? 1e-6 : 1e-12, rtol = dtype == DType::Float32 ? 1e-5 : 1e-10;
+      SelectiveScanResult full = scan(in, c);
+      SelectiveScanArgs args = args_of(in, c);
+      Tensor state = in[8].clone();
+      args.h0 = Tensor();
+      auto at = [](const Tensor& x, int64_t t) { return x.narrow(-1, t, 1).squeeze(-1); };
+      for (int64_t t = 0; t < c.L; ++t) {
+        SelectiveScanArgs step_args = args;
+        step_args.z = at(in[6], t);
+        Tensor y = selective_scan_step(state, at(in[0], t), at(in[1], t), in[2], at(in[3], t), at(in[4], t), step_args);
+        EXPECT_TRUE(test::all_close(y, at(full.y, t), atol, rtol)) << dtype << " step " << t;
+      }
+      EXPECT_TRUE(test::all_close(state, full.last_state, atol, rtol)) << dtype;
     }
-    EXPECT_TRUE(test::all_close(state, full.last_state, atol, rtol)) << dtype;
   }
 }
 
