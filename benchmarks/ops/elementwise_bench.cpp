@@ -4,7 +4,7 @@
 //   copy_floor   dst = src with OpenMP, 2 threads: the machine's streaming bandwidth
 //   add_raw      out = a + b as a plain OpenMP loop into a preallocated buffer
 // The framework's add allocates its output every call (fresh pages for big tensors: page faults);
-// add_inplace shows the same loop without the allocation.
+// add_inplace shows the same loop without the allocation. transpose_copy: see its comment.
 //   OMP_NUM_THREADS=2 ./elementwise_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -95,7 +95,24 @@ void BM_copy_floor(benchmark::State& state) {
   set_bytes(state, 2 * n);  // read src; write dst
 }
 
+// The layout change a transpose makes: copy_inplace(dst, x.transpose(1, 2)) into a preallocated
+// contiguous dst, x (32, L, C) contiguous: what the mixer does with (B, L, 2 d_inner) in_proj
+// outputs. Args: L, C. Compare with copy_floor at the same size (4M floats for (32, 128, 1024)).
+void BM_transpose_copy(benchmark::State& state) {
+  const int64_t L = state.range(0), C = state.range(1);
+  Tensor x = random_vector({32, L, C}, 3), view = x.transpose(1, 2);
+  Tensor dst = mg::empty(view.shape());
+  for (auto _ : state) {
+    mg::copy_inplace(dst, view);
+    benchmark::DoNotOptimize(dst.raw_data());
+  }
+  set_bytes(state, 2 * x.numel());
+}
+
 }  // namespace
+
+BENCHMARK(BM_transpose_copy)->Args({128, 256})->Args({128, 512})->Args({256, 128})->Args({2048, 512})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 #define MG_ELEMENTWISE_BENCH(fn) \
   BENCHMARK(fn)->RangeMultiplier(8)->Range(1 << 12, 1 << 24)->Unit(benchmark::kMicrosecond)->UseRealTime()
