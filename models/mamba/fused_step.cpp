@@ -50,15 +50,23 @@ struct StepSizes {
   int64_t batch, d_model, d_inner, d_state, d_conv, dt_rank;
   int64_t x_dbl() const { return dt_rank + 2 * d_state; }
   int64_t blocks() const { return (d_inner + kChannelBlock - 1) / kChannelBlock; }
-  // Shared: xz (B, 2 d_inner); u, delta, z, y (B, d_inner); x_partial (blocks, B, x_dbl);
-  // out_partial (blocks, B, d_model).
-  int64_t shared_numel() const { return round_up(batch * (6 * d_inner + blocks() * (x_dbl() + d_model))); }
-  // Per thread: h, normed (B, d_model); rstd (B); x_dbl (B, x_dbl); Bm, Cm (B, N).
-  int64_t private_numel() const { return round_up(batch * (2 * d_model + 1 + x_dbl() + 2 * d_state)); }
-  int64_t workspace_numel(int64_t threads) const { return shared_numel() + threads * private_numel(); }
-  // The shared region and each thread's private one start 16 values (64 bytes for float) apart, so
-  // two threads' private values never share a cache line.
+  // Every buffer, and every block's partial sums, is rounded up to 16 values (64 bytes in float):
+  // each starts on a cache line of its own, so two threads' partials never share one. (Unpadded,
+  // two blocks' x_proj partials shared a line, and its ping-pong made the 2-thread step up to 2x
+  // slower, depending on where the heap put things.)
   static int64_t round_up(int64_t n) { return (n + 15) / 16 * 16; }
+  int64_t x_partial_stride() const { return round_up(batch * x_dbl()); }    // one block's (B, x_dbl)
+  int64_t out_partial_stride() const { return round_up(batch * d_model); }  // one block's (B, d_model)
+  // Shared: xz (B, 2 d_inner); u, delta, z, y (B, d_inner); x_partial, out_partial (one per block).
+  int64_t shared_numel() const {
+    return round_up(batch * 2 * d_inner) + 4 * round_up(batch * d_inner) +
+           blocks() * (x_partial_stride() + out_partial_stride());
+  }
+  // Per thread: h, normed (B, d_model); rstd (B); x_dbl (B, x_dbl); Bm, Cm (B, N).
+  int64_t private_numel() const {
+    return 2 * round_up(batch * d_model) + round_up(batch) + round_up(batch * x_dbl()) + 2 * round_up(batch * d_state);
+  }
+  int64_t workspace_numel(int64_t threads) const { return shared_numel() + threads * private_numel(); }
 };
 
 // What every thread reads: written by the thread owning a block, read by the others after a barrier.
@@ -75,12 +83,13 @@ struct Private {
 
 template <class T>
 void carve_workspace(T* base, const StepSizes& s, int64_t thread, Shared<T>& shared, Private<T>& own) {
-  auto take = [&](int64_t n) { T* p = base; base += s.batch * n; return p; };
+  auto take = [&](int64_t values) { T* p = base; base += StepSizes::round_up(values); return p; };
   T* const start = base;
-  shared = {take(2 * s.d_inner), take(s.d_inner), take(s.d_inner), take(s.d_inner), take(s.d_inner),
-            take(s.blocks() * s.x_dbl()), take(s.blocks() * s.d_model)};
+  const int64_t B = s.batch;
+  shared = {take(B * 2 * s.d_inner), take(B * s.d_inner), take(B * s.d_inner), take(B * s.d_inner),
+            take(B * s.d_inner),     take(s.blocks() * s.x_partial_stride()), take(s.blocks() * s.out_partial_stride())};
   base = start + s.shared_numel() + thread * s.private_numel();
-  own = {take(s.d_model), take(s.d_model), take(1), take(s.x_dbl()), take(s.d_state), take(s.d_state)};
+  own = {take(B * s.d_model), take(B * s.d_model), take(B), take(B * s.x_dbl()), take(B * s.d_state), take(B * s.d_state)};
 }
 
 // out (rows, out_features; row stride out_stride) = x (rows, in_features; row stride x_stride)
@@ -97,12 +106,12 @@ void linear_into(T* out, int64_t out_stride, const T* x, int64_t rows, int64_t i
       for (int64_t j = 0; j < out_features; ++j) out[r * out_stride + j] += bias[j];
 }
 
-// sum (n) = the blocks' partials (blocks, n) added in block order.
+// sum (n) = the blocks' partials (n values each, `stride` apart) added in block order.
 template <class T>
-void sum_partials(T* sum, const T* partials, int64_t blocks, int64_t n) {
+void sum_partials(T* sum, const T* partials, int64_t blocks, int64_t n, int64_t stride) {
   std::copy_n(partials, n, sum);
   for (int64_t k = 1; k < blocks; ++k)
-    for (int64_t i = 0; i < n; ++i) sum[i] += partials[k * n + i];
+    for (int64_t i = 0; i < n; ++i) sum[i] += partials[k * stride + i];
 }
 
 // The causal depthwise conv's step and the SiLU after it, for channels [c0, c0 + nc): shift each
@@ -150,11 +159,11 @@ void block_step(const LayerPointers<T>& layer, const StepSizes& s, double eps, c
     linear_into(sh.xz + Di + c0, 2 * Di, own.normed, B, dm, dm, layer.in_weight + (Di + c0) * dm, dm, nc,
                 in_bias ? in_bias + Di + c0 : in_bias);  // z
     conv_step_silu(layer, s, sh, c0, nc);
-    linear_into(sh.x_partial + k * B * X, X, sh.u + c0, B, nc, Di, layer.x_weight + c0, Di, X,
+    linear_into(sh.x_partial + k * s.x_partial_stride(), X, sh.u + c0, B, nc, Di, layer.x_weight + c0, Di, X,
                 static_cast<const T*>(nullptr));  // x_proj over this block's channels
   }
   team_barrier(team);
-  sum_partials(own.x_dbl, sh.x_partial, s.blocks(), B * X);  // dt | B | C
+  sum_partials(own.x_dbl, sh.x_partial, s.blocks(), B * X, s.x_partial_stride());  // dt | B | C
   for (int64_t b = 0; b < B; ++b) {                          // the scan step reads B and C as rows
     std::copy_n(own.x_dbl + b * X + R, N, own.Bm + b * N);
     std::copy_n(own.x_dbl + b * X + R + N, N, own.Cm + b * N);
@@ -169,14 +178,14 @@ void block_step(const LayerPointers<T>& layer, const StepSizes& s, double eps, c
                 static_cast<const T*>(nullptr));  // dt_proj without its bias: that goes into the scan
     for (int64_t b = 0; b < B; ++b) std::copy_n(sh.xz + b * 2 * Di + Di + c0, nc, sh.z + b * Di + c0);
     cpu::selective_scan_step_channels_cpu(in, sh.y, layer.ssm_state, c0, c0 + nc);
-    linear_into(sh.out_partial + k * B * dm, dm, sh.y + c0, B, nc, Di, layer.out_weight + c0, Di, dm,
+    linear_into(sh.out_partial + k * s.out_partial_stride(), dm, sh.y + c0, B, nc, Di, layer.out_weight + c0, Di, dm,
                 static_cast<const T*>(nullptr));  // out_proj over this block's channels
   }
   team_barrier(team);
   for (int64_t b = 0; b < B; ++b) {  // the residual add, out_proj's bias last
     T* h = own.h + b * dm;
     for (int64_t k = 0; k < s.blocks(); ++k)
-      for (int64_t j = 0; j < dm; ++j) h[j] += sh.out_partial[(k * B + b) * dm + j];
+      for (int64_t j = 0; j < dm; ++j) h[j] += sh.out_partial[k * s.out_partial_stride() + b * dm + j];
     if (layer.out_bias)
       for (int64_t j = 0; j < dm; ++j) h[j] += layer.out_bias[j];
   }
@@ -213,9 +222,14 @@ void model_step(const MambaLM& model, const int64_t* tokens, InferenceState& sta
                 int64_t threads, T* logits) {
   const MambaBackbone& backbone = *model.backbone;
   const T* embeddings = backbone.embeddings->weight.data<T>();
+  // Everything the threads read is gathered here: nothing inside the parallel region may throw.
   std::vector<LayerPointers<T>> layers;
-  for (size_t i = 0; i < backbone.layers->size(); ++i)
-    layers.push_back(layer_pointers<T>(*backbone.layers->at<ResidualBlock>(i), state.layers[i]));
+  std::vector<double> eps;
+  for (size_t i = 0; i < backbone.layers->size(); ++i) {
+    const ResidualBlock& block = *backbone.layers->at<ResidualBlock>(i);
+    layers.push_back(layer_pointers<T>(block, state.layers[i]));
+    eps.push_back(block.norm->eps);
+  }
   T* workspace = state.workspace.data<T>();
   auto run = [&](int64_t thread, int64_t team) {
     Shared<T> shared;
@@ -224,7 +238,7 @@ void model_step(const MambaLM& model, const int64_t* tokens, InferenceState& sta
     const int64_t k0 = s.blocks() * thread / team, k1 = s.blocks() * (thread + 1) / team;
     for (int64_t b = 0; b < s.batch; ++b) std::copy_n(embeddings + tokens[b] * s.d_model, s.d_model, own.h + b * s.d_model);
     for (size_t i = 0; i < layers.size(); ++i)
-      block_step(layers[i], s, backbone.layers->at<ResidualBlock>(i)->norm->eps, shared, own, team, k0, k1);
+      block_step(layers[i], s, eps[i], shared, own, team, k0, k1);
   };
   if (threads == 1) {
     run(0, 1);
