@@ -37,7 +37,7 @@ struct Case {
 
 std::vector<Case> cases() {
   std::vector<Case> out;
-  MambaConfig odd;  // nothing a multiple of 8; separate biases everywhere
+  MambaConfig odd;  // nothing a multiple of 8; in_proj and out_proj biases on, the conv's off
   odd.d_model = 13, odd.n_layer = 3, odd.vocab_size = 11, odd.d_state = 5, odd.d_conv = 3, odd.dt_rank = 3;
   odd.bias = true, odd.conv_bias = false;
   out.push_back({"odd sizes, in/out biases, no conv bias", odd});
