@@ -1,57 +1,14 @@
 // Elementwise CUDA kernels: binary ops with broadcasting, copy with dtype cast, fill, and the
 // in-place add/mul used by optimizers and gradient accumulation.
 //
-// One kernel template serves them all. Each thread handles kUnroll elements kThreads apart (so a
-// warp's accesses stay coalesced), loads all of its inputs first, then computes and stores: the
-// loads of several elements are in flight at once, which a memory-bound kernel needs to
-// approach the bandwidth. What is loaded and stored is a small functor per op:
-//   struct F { struct Loaded {...}; Loaded load(const int64_t* off); void store(const int64_t* off, Loaded); }
-// with off[k] the element offset of operand k (operand 0 is the output).
+// The launch machinery they share is cuda/elementwise.cuh.
 #include "cuda/check.h"
 #include "cuda/kernels.h"
-#include "cuda/strided.cuh"
+#include "cuda/elementwise.cuh"
 
 namespace mg::cuda {
 
 namespace {
-
-constexpr int kThreads = 256;
-constexpr int kUnroll = 4;
-
-template <int N, class Index, class F>
-__global__ void __launch_bounds__(kThreads) elementwise_kernel(Index numel, StridedOffsets<N, Index> offsets, F f) {
-  Index base = static_cast<Index>(blockIdx.x) * (kThreads * kUnroll) + threadIdx.x;
-  typename F::Loaded values[kUnroll];
-  int64_t off[kUnroll][N];
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
-    Index i = base + u * kThreads;
-    if (i < numel) {
-      offsets.get(i, off[u]);
-      values[u] = f.load(off[u]);
-    }
-  }
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u)
-    if (base + u * kThreads < numel) f.store(off[u], values[u]);
-}
-
-// Runs f over `shape`, operand k seen through operands[k]'s strides broadcast to that shape.
-template <int N, class F>
-void launch_elementwise(const char* op, const Shape& shape, const std::array<const Tensor*, N>& operands, F f) {
-  int64_t numel = shape_numel(shape);
-  if (numel == 0) return;
-  DeviceGuard guard(operands[0]->device().index);
-  Layout<N> layout = broadcast_layout<N>(shape, operands);
-  int64_t blocks = (numel + kThreads * kUnroll - 1) / (kThreads * kUnroll);
-  if (fits_32bit_index(numel)) {
-    elementwise_kernel<N, uint32_t><<<blocks, kThreads>>>(static_cast<uint32_t>(numel),
-                                                          make_offsets<N, uint32_t>(layout, op), f);
-  } else {
-    elementwise_kernel<N, int64_t><<<blocks, kThreads>>>(numel, make_offsets<N, int64_t>(layout, op), f);
-  }
-  CUDA_CHECK_LAUNCH();
-}
 
 template <class T, BinaryOp op>
 struct BinaryFunctor {

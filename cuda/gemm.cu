@@ -6,8 +6,8 @@
 // i.e. cuBLAS gets B as its first operand and A as its second, with the same transpose flags,
 // sizes (n, m, k), and C's leading dimension n. No data moves.
 //
-// float32 runs in plain FP32 arithmetic (CUBLAS_COMPUTE_32F, never the TF32 tensor-core mode), so
-// results match the CPU to float32 rounding; float64 in FP64.
+// float32 runs in plain FP32 arithmetic (CUBLAS_COMPUTE_32F), so results match the CPU to float32
+// rounding, unless TF32 is allowed (cuda/runtime.h: set_allow_tf32); float64 in FP64.
 #include <algorithm>
 #include <climits>
 #include <mutex>
@@ -15,15 +15,22 @@
 
 #include "cuda/check.h"
 #include "cuda/kernels.h"
+#include "cuda/launch.cuh"
+#include "cuda/runtime.h"
 #include "tensor/device_backend.h"
 
 namespace mg::cuda {
 
 namespace {
 
-// One handle per GPU, created on first use. Handles are never destroyed: destroying them from a
-// static destructor can run after the CUDA runtime has shut down. cuBLAS allows one handle to be
-// used from several host threads as long as its settings do not change, and they are set once here.
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+// One handle per GPU, created on first use, bound to the device's stream, with a workspace from
+// the caching allocator (set explicitly: cuBLAS would otherwise allocate one itself, which a CUDA
+// graph capture does not allow). Handles are never destroyed: destroying them from a static
+// destructor can run after the CUDA runtime has shut down. cuBLAS allows one handle to be used
+// from several host threads as long as its settings do not change, and they are set once here;
+// the math mode (TF32 or not) is chosen per call through the compute type instead.
 cublasHandle_t handle_for(int device) {
   static std::mutex mutex;
   static std::vector<cublasHandle_t> handles;
@@ -31,9 +38,12 @@ cublasHandle_t handle_for(int device) {
   if (handles.empty()) handles.assign(std::max(device_count(), 1), nullptr);
   MG_ASSERT(device >= 0 && device < static_cast<int>(handles.size()), "gemm: no GPU ", device);
   if (!handles[device]) {
+    DeviceGuard guard(device);
     cublasHandle_t handle = nullptr;
     CUBLAS_CHECK(cublasCreate(&handle));
-    CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));  // no TF32
+    CUBLAS_CHECK(cublasSetStream(handle, current_stream()));
+    CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasSetWorkspace(handle, device_malloc(kWorkspaceBytes, device), kWorkspaceBytes));
     handles[device] = handle;
   }
   return handles[device];
@@ -54,6 +64,8 @@ int as_int(int64_t v, const char* what) {
 
 }  // namespace
 
+void prepare_cublas(int device) { handle_for(device); }
+
 void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
           int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, void* c, int64_t stride_c, int64_t batch,
           int device) {
@@ -63,7 +75,7 @@ void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
   int64_t element = dtype_size(dtype);
   if (k == 0) {  // an empty sum: C = 0
     for (int64_t i = 0; i < batch; ++i)
-      CUDA_CHECK(cudaMemset(static_cast<char*>(c) + i * stride_c * element, 0, m * n * element));
+      CUDA_CHECK(cudaMemsetAsync(static_cast<char*>(c) + i * stride_c * element, 0, m * n * element, current_stream()));
     return;
   }
   // Row-major stored shapes: A is (m, k), or (k, m) when trans_a; B is (k, n), or (n, k).
@@ -73,7 +85,9 @@ void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
   ldb = leading_dim(b_rows, b_cols, ldb);
   cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   cudaDataType_t type = dtype == DType::Float32 ? CUDA_R_32F : CUDA_R_64F;
-  cublasComputeType_t compute = dtype == DType::Float32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_64F;
+  cublasComputeType_t compute = dtype == DType::Float64 ? CUBLAS_COMPUTE_64F
+                                : allow_tf32()               ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                             : CUBLAS_COMPUTE_32F;
   float one_f = 1, zero_f = 0;
   double one_d = 1, zero_d = 0;
   const void* one = dtype == DType::Float32 ? static_cast<const void*>(&one_f) : &one_d;

@@ -1,4 +1,6 @@
-// sum_to on CUDA: out = in summed over the dims where out has size 1 (sum, mean, and the
+// Reductions on CUDA: sum_to, max/argmax, the sum of squares of many tensors.
+//
+// sum_to: out = in summed over the dims where out has size 1 (sum, mean, and the
 // backward of broadcasting).
 //
 // Split the input's dims into kept ones (they index the output o) and reduced ones (index r):
@@ -14,6 +16,8 @@
 // the result is deterministic. Accumulation is in double, as on the CPU.
 #include "cuda/check.h"
 #include "cuda/kernels.h"
+#include "cuda/launch.cuh"
+#include "cuda/multi_tensor.cuh"
 #include "cuda/strided.cuh"
 #include "tensor/factory.h"
 
@@ -62,7 +66,7 @@ void launch_sum(Out* out, const In* in, int64_t num_out, int64_t reduce_len, int
                 const Layout<1>& keep, const Layout<1>& reduce) {
   dim3 grid(static_cast<unsigned>((num_out + out_lanes - 1) / out_lanes),
             static_cast<unsigned>((reduce_len + chunk_len - 1) / chunk_len));
-  sum_kernel<In, Out, Index><<<grid, kThreads>>>(out, in, static_cast<Index>(num_out), static_cast<Index>(reduce_len),
+  sum_kernel<In, Out, Index><<<grid, kThreads, 0, current_stream()>>>(out, in, static_cast<Index>(num_out), static_cast<Index>(reduce_len),
                                                  static_cast<Index>(chunk_len), out_lanes,
                                                  make_offsets<1, Index>(keep, "sum"),
                                                  make_offsets<1, Index>(reduce, "sum"));
@@ -116,6 +120,160 @@ void sum_to(const Tensor& out, const Tensor& in) {
     sum_strided<T, T>(out.data<T>(), in.data<T>(), out.numel(), in.numel() / out.numel(), keep, reduce,
                       out.device().index);
   });
+}
+
+}  // namespace mg::cuda
+
+// ---- max and argmax along one dimension; the gradient of max
+
+namespace mg::cuda {
+
+namespace {
+
+// Whether candidate (v, i) beats the current best (bv, bi): NaN beats numbers (as on the CPU),
+// then the larger value, then the smaller index. The order of comparisons therefore does not
+// matter, and the winner is the first index attaining the maximum.
+template <class T>
+__device__ bool beats(T v, int64_t i, T bv, int64_t bi) {
+  bool nan = v != v, bnan = bv != bv;
+  if (nan != bnan) return nan;
+  if (!nan && v != bv) return v > bv;
+  return i < bi;
+}
+
+// inner > 1: one thread per (o, j), walking k in order (coalesced across j).
+template <class T>
+__global__ void max_columns_kernel(T* values, int64_t* indices, const T* x, int64_t outer, int64_t size,
+                                   int64_t inner) {
+  for (int64_t oj = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; oj < outer * inner;
+       oj += int64_t{gridDim.x} * blockDim.x) {
+    int64_t o = oj / inner, j = oj % inner;
+    const T* column = x + o * size * inner + j;
+    T best = column[0];
+    int64_t best_k = 0;
+    for (int64_t k = 1; k < size; ++k) {
+      T v = column[k * inner];
+      if (beats(v, k, best, best_k)) best = v, best_k = k;
+    }
+    values[oj] = best;
+    indices[oj] = best_k;
+  }
+}
+
+// inner == 1: one block per row (a row of a vocabulary's logits is long), threads strided along
+// it, then a tree over the block's candidates.
+template <class T>
+__global__ void max_rows_kernel(T* values, int64_t* indices, const T* x, int64_t size) {
+  __shared__ T best_v[256];
+  __shared__ int64_t best_i[256];
+  const T* row = x + blockIdx.x * size;
+  T bv = row[0];
+  int64_t bi = 0;
+  for (int64_t k = threadIdx.x; k < size; k += blockDim.x)
+    if (beats(row[k], k, bv, bi)) bv = row[k], bi = k;
+  best_v[threadIdx.x] = bv;
+  best_i[threadIdx.x] = bi;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s >= 1; s /= 2) {
+    if (threadIdx.x < s && beats(best_v[threadIdx.x + s], best_i[threadIdx.x + s], best_v[threadIdx.x], best_i[threadIdx.x])) {
+      best_v[threadIdx.x] = best_v[threadIdx.x + s];
+      best_i[threadIdx.x] = best_i[threadIdx.x + s];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    values[blockIdx.x] = best_v[0];
+    indices[blockIdx.x] = best_i[0];
+  }
+}
+
+// Each (o, j) writes one element of dx: no two threads write the same place.
+template <class T>
+__global__ void max_backward_kernel(T* dx, const T* dout, const int64_t* indices, int64_t outer, int64_t size,
+                                    int64_t inner) {
+  for (int64_t oj = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; oj < outer * inner;
+       oj += int64_t{gridDim.x} * blockDim.x) {
+    int64_t o = oj / inner, j = oj % inner;
+    dx[(o * size + indices[oj]) * inner + j] = dout[oj];
+  }
+}
+
+}  // namespace
+
+void max_forward(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t outer, int64_t size,
+                 int64_t inner) {
+  if (outer * inner == 0) return;
+  DeviceGuard guard(x.device().index);
+  dispatch_all(x.dtype(), [&]<class T>() {
+    if (inner == 1) {
+      for (int64_t o = 0; o < outer; o += 65535)  // gridDim.x of one launch
+        max_rows_kernel<T><<<static_cast<unsigned>(std::min<int64_t>(outer - o, 65535)), 256, 0, current_stream()>>>(
+            values.data<T>() + o, indices.data<int64_t>() + o, x.data<T>() + o * size, size);
+    } else {
+      max_columns_kernel<T><<<grid_for(outer * inner, 256, 65535), 256, 0, current_stream()>>>(
+          values.data<T>(), indices.data<int64_t>(), x.data<T>(), outer, size, inner);
+    }
+  });
+  CUDA_CHECK_LAUNCH();
+}
+
+void max_backward(const Tensor& dx, const Tensor& dout, const Tensor& indices, int64_t outer, int64_t size,
+                  int64_t inner) {
+  if (outer * inner == 0) return;
+  DeviceGuard guard(dx.device().index);
+  dispatch_floating(dx.dtype(), "max", [&]<class T>() {
+    max_backward_kernel<T><<<grid_for(outer * inner, 256, 65535), 256, 0, current_stream()>>>(
+        dx.data<T>(), dout.data<T>(), indices.data<int64_t>(), outer, size, inner);
+  });
+  CUDA_CHECK_LAUNCH();
+}
+
+// ---- the sum of squares of many tensors (the global gradient norm)
+
+namespace {
+
+// One block per chunk: its partial sum in double, by a fixed tree.
+template <class T>
+__global__ void __launch_bounds__(kThreads) chunk_squares_kernel(double* partials, const MultiTensorRow* rows,
+                                                                  int count) {
+  __shared__ double partial[kThreads];
+  const int64_t chunk = blockIdx.x;
+  const MultiTensorRow& row = rows[find_row(rows, count, chunk)];
+  const T* data = static_cast<const T*>(row.ptrs[0]);
+  const int64_t begin = (chunk - row.first_chunk) * kMultiTensorChunk;
+  const int64_t end = min(row.numel, begin + kMultiTensorChunk);
+  double acc = 0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    double v = static_cast<double>(data[i]);
+    acc += v * v;
+  }
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = kThreads / 2; s >= 1; s /= 2) {
+    if (threadIdx.x < s) partial[threadIdx.x] += partial[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partials[chunk] = partial[0];
+}
+
+}  // namespace
+
+void sum_of_squares(const Tensor& out, const TensorList& tensors) {
+  DeviceGuard guard(out.device().index);
+  std::vector<MultiTensorRow> rows;
+  for (const Tensor& t : tensors) {
+    MG_ASSERT(t.is_contiguous() && t.dtype() == tensors[0].dtype(), "sum_of_squares: tensors must be contiguous, one dtype");
+    rows.push_back({{const_cast<void*>(t.raw_data()), nullptr, nullptr, nullptr}, t.numel(), 0, {0, 0, 0}});
+  }
+  MultiTensorTable table = upload_rows(rows, out.device());
+  if (table.chunks == 0) return fill(out, 0.0);
+  Tensor partials = empty({table.chunks}, {.dtype = DType::Float64, .device = out.device()});
+  dispatch_floating(tensors[0].dtype(), "sum_of_squares", [&]<class T>() {
+    chunk_squares_kernel<T><<<static_cast<unsigned>(table.chunks), kThreads, 0, current_stream()>>>(
+        partials.data<double>(), table.rows, table.count);
+  });
+  CUDA_CHECK_LAUNCH();
+  sum_to(out.view({1}), partials);  // the chunks' sums, added by sum_to's fixed order
 }
 
 }  // namespace mg::cuda

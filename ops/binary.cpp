@@ -4,6 +4,7 @@
 #include "autograd/function.h"
 #include "cuda/kernels.h"
 #include "ops/check.h"
+#include "ops/op_kinds.h"
 #include "ops/cpu/loops.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
@@ -14,28 +15,28 @@ namespace mg {
 
 namespace {
 
-const char* op_name(cuda::BinaryOp op) {
+const char* op_name(BinaryOp op) {
   switch (op) {
-    case cuda::BinaryOp::Add: return "add";
-    case cuda::BinaryOp::Sub: return "sub";
-    case cuda::BinaryOp::Mul: return "mul";
-    case cuda::BinaryOp::Div: return "div";
+    case BinaryOp::Add: return "add";
+    case BinaryOp::Sub: return "sub";
+    case BinaryOp::Mul: return "mul";
+    case BinaryOp::Div: return "div";
   }
   return "binary";
 }
 
 template <class T>
-void binary_forward_cpu(cuda::BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+void binary_forward_cpu(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   switch (op) {
-    case cuda::BinaryOp::Add: return cpu::binary_kernel<T>(out, a, b, [](T x, T y) { return x + y; });
-    case cuda::BinaryOp::Sub: return cpu::binary_kernel<T>(out, a, b, [](T x, T y) { return x - y; });
-    case cuda::BinaryOp::Mul: return cpu::binary_kernel<T>(out, a, b, [](T x, T y) { return x * y; });
-    case cuda::BinaryOp::Div: return cpu::binary_kernel<T>(out, a, b, [](T x, T y) { return x / y; });
+    case BinaryOp::Add: return cpu::binary_kernel<T>(out, a, b, [](T x, T y) { return x + y; });
+    case BinaryOp::Sub: return cpu::binary_kernel<T>(out, a, b, [](T x, T y) { return x - y; });
+    case BinaryOp::Mul: return cpu::binary_kernel<T>(out, a, b, [](T x, T y) { return x * y; });
+    case BinaryOp::Div: return cpu::binary_kernel<T>(out, a, b, [](T x, T y) { return x / y; });
   }
 }
 
 // The forward of all four ops, without autograd.
-Tensor binary_forward(cuda::BinaryOp op, const Tensor& a, const Tensor& b) {
+Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = op_name(op);
   check_floating_inputs(name, {a, b});
   Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), name), {.dtype = a.dtype(), .device = a.device()});
@@ -46,7 +47,7 @@ Tensor binary_forward(cuda::BinaryOp op, const Tensor& a, const Tensor& b) {
 
 // Gradients of a op b. a and b are saved only by the ops whose derivative needs them.
 struct BinaryBackward : Node {
-  cuda::BinaryOp op;
+  BinaryOp op;
   Tensor a, b;  // saved: mul needs both, div needs both; add/sub need neither
   Shape a_shape, b_shape;
 
@@ -58,19 +59,19 @@ struct BinaryBackward : Node {
     bool need_a = next_edges[0].node != nullptr, need_b = next_edges[1].node != nullptr;
     Tensor da, db;
     switch (op) {
-      case cuda::BinaryOp::Add:  // d(a+b) = da + db
+      case BinaryOp::Add:  // d(a+b) = da + db
         if (need_a) da = g;
         if (need_b) db = g;
         break;
-      case cuda::BinaryOp::Sub:  // d(a-b) = da - db  (g * -1 is exactly -g, and runs on every device)
+      case BinaryOp::Sub:  // d(a-b) = da - db  (g * -1 is exactly -g, and runs on every device)
         if (need_a) da = g;
         if (need_b) db = mul(g, -1.0);
         break;
-      case cuda::BinaryOp::Mul:  // d(ab) = b da + a db
+      case BinaryOp::Mul:  // d(ab) = b da + a db
         if (need_a) da = mul(g, b);
         if (need_b) db = mul(g, a);
         break;
-      case cuda::BinaryOp::Div:  // d(a/b) = da / b - a db / b^2
+      case BinaryOp::Div:  // d(a/b) = da / b - a db / b^2
         if (need_a) da = div(g, b);
         if (need_b) db = mul(div(mul(g, a), mul(b, b)), -1.0);
         break;
@@ -81,12 +82,12 @@ struct BinaryBackward : Node {
   }
 };
 
-Tensor binary(cuda::BinaryOp op, const Tensor& a, const Tensor& b) {
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(op, a, b);
   if (needs_grad({a, b})) {
     auto node = std::make_shared<BinaryBackward>();
     node->op = op;
-    if (op == cuda::BinaryOp::Mul || op == cuda::BinaryOp::Div) {
+    if (op == BinaryOp::Mul || op == BinaryOp::Div) {
       node->a = a.detach();
       node->b = b.detach();
     }
@@ -103,10 +104,10 @@ Tensor scalar_like(const Tensor& t, double value) {
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(cuda::BinaryOp::Add, a, b); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary(cuda::BinaryOp::Sub, a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(cuda::BinaryOp::Mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary(cuda::BinaryOp::Div, a, b); }
+Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Add, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Div, a, b); }
 
 // Scalars become 0-d tensors that broadcast; the CPU loop turns them into a register operand.
 Tensor add(const Tensor& a, double b) { return add(a, scalar_like(a, b)); }

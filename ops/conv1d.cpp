@@ -8,6 +8,7 @@
 #include "ops/conv1d.h"
 
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/cpu/conv1d.h"
 #include "ops/view.h"
@@ -35,7 +36,11 @@ struct CausalConv1dBackward : Node {
     bool need_bias = has_bias && next_edges[2].node != nullptr;
     Tensor dx = need_x ? empty_like(x) : Tensor();                    // (B, C, L)
     Tensor dweight = need_weight ? empty_like(weight) : Tensor();     // (C, K)
-    Tensor dbias = need_bias ? empty({weight.size(0)}, {.dtype = x.dtype()}) : Tensor();  // (C)
+    Tensor dbias = need_bias ? empty({weight.size(0)}, {.dtype = x.dtype(), .device = x.device()}) : Tensor();  // (C)
+    if (x.device().is_cuda()) {
+      MG_CUDA_DISPATCH(cuda::causal_conv1d_backward(dx, dweight, dbias, dout, x, weight));
+      return {dx, dweight, dbias};
+    }
     dispatch_floating(x.dtype(), "causal_conv1d", [&]<class T>() {
       cpu::causal_conv1d_backward_cpu<T>(need_x ? dx.data<T>() : nullptr, need_weight ? dweight.data<T>() : nullptr,
                                          need_bias ? dbias.data<T>() : nullptr, dout.data<T>(), x.data<T>(),
@@ -53,7 +58,6 @@ void check_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
            ", got shape ", weight.shape());
   MG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == x.size(1)), "causal_conv1d: expected bias (",
            x.size(1), ") for x ", x.shape(), ", got shape ", bias.shape());
-  MG_CHECK(x.device().is_cpu(), "causal_conv1d: not available on ", x.device(), " yet (CPU only)");
 }
 
 }  // namespace
@@ -66,11 +70,15 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias) 
     x_c = contiguous(x.detach());            // (B, C, L)
     weight_c = contiguous(weight.detach());  // (C, K)
     Tensor bias_c = bias.defined() ? contiguous(bias.detach()) : Tensor();  // (C)
-    out = empty(x.shape(), {.dtype = x.dtype()});  // (B, C, L)
-    dispatch_floating(x.dtype(), "causal_conv1d", [&]<class T>() {
-      cpu::causal_conv1d_forward_cpu<T>(out.data<T>(), x_c.data<T>(), weight_c.data<T>(),
-                                        bias_c.defined() ? bias_c.data<T>() : nullptr, sizes_of(x, weight));
-    });
+    out = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});  // (B, C, L)
+    if (x.device().is_cuda()) {
+      MG_CUDA_DISPATCH(cuda::causal_conv1d_forward(out, x_c, weight_c, bias_c));
+    } else {
+      dispatch_floating(x.dtype(), "causal_conv1d", [&]<class T>() {
+        cpu::causal_conv1d_forward_cpu<T>(out.data<T>(), x_c.data<T>(), weight_c.data<T>(),
+                                          bias_c.defined() ? bias_c.data<T>() : nullptr, sizes_of(x, weight));
+      });
+    }
   }
   if (needs_grad({x, weight, bias})) {
     auto node = std::make_shared<CausalConv1dBackward>();

@@ -1,5 +1,6 @@
 // causal_conv1d_step: the recurrent form of the causal depthwise convolution (ops/conv1d.h).
 #include "autograd/grad_mode.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/conv1d.h"
 #include "ops/cpu/parallel.h"
@@ -37,12 +38,15 @@ Tensor causal_conv1d_step(Tensor& state, const Tensor& x, const Tensor& weight, 
            op, ": shapes do not agree: state ", state.shape(), ", x ", x.shape(), ", weight ", weight.shape(),
            ", bias ", bias.defined() ? str(bias.shape()) : std::string("none"));
   MG_CHECK(state.is_contiguous(), op, ": the state must be contiguous (it is updated in place)");
-  MG_CHECK(state.device().is_cpu(), op, ": not available on ", state.device(), " yet (CPU only)");
   MG_CHECK(!(grad_mode_enabled() && state.requires_grad()), op, ": the state must not require grad");
   NoGradGuard no_grad;
   Tensor w = weight.contiguous(), b = bias.defined() ? bias.contiguous() : bias;
   Tensor xs = x.strides()[1] == 1 ? x : x.contiguous();
-  Tensor out = empty({batch, channels}, {.dtype = x.dtype()});
+  Tensor out = empty({batch, channels}, {.dtype = x.dtype(), .device = x.device()});
+  if (out.device().is_cuda()) {
+    MG_CUDA_DISPATCH(cuda::causal_conv1d_step(out, state, xs, w, b));
+    return out;
+  }
   dispatch_floating(x.dtype(), op, [&]<class T>() {
     conv1d_step_cpu<T>(out.data<T>(), state.data<T>(), xs.data<T>(), xs.strides()[0], w.data<T>(),
                        b.defined() ? b.data<T>() : nullptr, batch, channels, K);

@@ -1,10 +1,12 @@
 // discretize_zoh, discretize_simplified: the forward, the backward Node and the dispatch.
-// The kernels and the scalar math (exprel and its series near 0) are in ops/cpu/discretize.{h,cpp}.
+// The kernels and the scalar math (exprel and its series near 0) are in ops/cpu/discretize.{h,cpp}
+// and cuda/discretize.cu.
 #include "ops/discretize.h"
 
 #include <algorithm>
 
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/binary.h"
 #include "ops/check.h"
 #include "ops/cpu/discretize.h"
@@ -51,25 +53,29 @@ struct DiscretizeBackward : Node {
   TensorList backward(const TensorList& grads) override {
     const Tensor& dA_bar = grads[0];  // broadcast(delta, A), or undefined
     const Tensor& dB_bar = grads[1];  // broadcast(delta, A, B), or undefined
-    MG_CHECK(delta.device().is_cpu(), op_name(exact), ": backward on ", delta.device(), " is not available yet (CPU only)");
     Tensor ddelta, dA, dB;
-    TensorOptions options{.dtype = delta.dtype()};
-    dispatch_floating(delta.dtype(), op_name(exact), [&]<class T>() {
-      if (dA_bar.defined()) {
-        Tensor dd = empty(dA_bar.shape(), options), da = empty(dA_bar.shape(), options);
+    TensorOptions options{.dtype = delta.dtype(), .device = delta.device()};
+    const bool gpu = delta.device().is_cuda();
+    if (dA_bar.defined()) {
+      Tensor dd = empty(dA_bar.shape(), options), da = empty(dA_bar.shape(), options);
+      if (gpu) MG_CUDA_DISPATCH(cuda::discretize_a_backward(dd, da, dA_bar, delta, A));
+      else dispatch_floating(delta.dtype(), op_name(exact), [&]<class T>() {
         cpu::discretize_a_backward_cpu<T>(dd, da, dA_bar, delta, A);
-        accumulate(ddelta, sum_to_shape(dd, delta.shape()));
-        accumulate(dA, sum_to_shape(da, A.shape()));
-      }
-      if (dB_bar.defined()) {
-        Tensor dd = empty(dB_bar.shape(), options), db = empty(dB_bar.shape(), options);
-        Tensor da = exact ? empty(dB_bar.shape(), options) : Tensor();  // B_bar = delta B does not depend on A
+      });
+      accumulate(ddelta, sum_to_shape(dd, delta.shape()));
+      accumulate(dA, sum_to_shape(da, A.shape()));
+    }
+    if (dB_bar.defined()) {
+      Tensor dd = empty(dB_bar.shape(), options), db = empty(dB_bar.shape(), options);
+      Tensor da = exact ? empty(dB_bar.shape(), options) : Tensor();  // B_bar = delta B does not depend on A
+      if (gpu) MG_CUDA_DISPATCH(cuda::discretize_b_backward(dd, da, db, dB_bar, delta, A, B, exact));
+      else dispatch_floating(delta.dtype(), op_name(exact), [&]<class T>() {
         cpu::discretize_b_backward_cpu<T>(dd, da, db, dB_bar, delta, A, B, exact);
-        accumulate(ddelta, sum_to_shape(dd, delta.shape()));
-        if (exact) accumulate(dA, sum_to_shape(da, A.shape()));
-        accumulate(dB, sum_to_shape(db, B.shape()));
-      }
-    });
+      });
+      accumulate(ddelta, sum_to_shape(dd, delta.shape()));
+      if (exact) accumulate(dA, sum_to_shape(da, A.shape()));
+      accumulate(dB, sum_to_shape(db, B.shape()));
+    }
     return {ddelta, dA, dB};
   }
 };
@@ -78,16 +84,19 @@ struct DiscretizeBackward : Node {
 DiscretizedSSM discretize(bool exact, const Tensor& delta, const Tensor& A, const Tensor& B) {
   const char* op = op_name(exact);
   check_floating_inputs(op, {delta, A, B});
-  MG_CHECK(delta.device().is_cpu(), op, ": not available on ", delta.device(), " yet (CPU only); delta ",
-           delta.shape(), ", A ", A.shape(), ", B ", B.shape());
   Shape b_shape = broadcast_inputs(op, delta, A, B);
   Shape a_shape = broadcast_shapes(delta.shape(), A.shape(), op);  // cannot fail once b_shape exists
-  TensorOptions options{.dtype = delta.dtype()};
+  TensorOptions options{.dtype = delta.dtype(), .device = delta.device()};
   DiscretizedSSM out{empty(a_shape, options), empty(b_shape, options)};
-  dispatch_floating(delta.dtype(), op, [&]<class T>() {
-    cpu::discretize_a_forward_cpu<T>(out.A_bar, delta, A);
-    cpu::discretize_b_forward_cpu<T>(out.B_bar, delta, A, B, exact);
-  });
+  if (delta.device().is_cuda()) {
+    MG_CUDA_DISPATCH(cuda::discretize_a_forward(out.A_bar, delta, A));
+    MG_CUDA_DISPATCH(cuda::discretize_b_forward(out.B_bar, delta, A, B, exact));
+  } else {
+    dispatch_floating(delta.dtype(), op, [&]<class T>() {
+      cpu::discretize_a_forward_cpu<T>(out.A_bar, delta, A);
+      cpu::discretize_b_forward_cpu<T>(out.B_bar, delta, A, B, exact);
+    });
+  }
   if (needs_grad({delta, A, B})) {
     auto node = std::make_shared<DiscretizeBackward>();
     node->exact = exact;

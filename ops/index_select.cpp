@@ -3,6 +3,7 @@
 //   forward:  out[o, i, :] = x[o, index[i], :]
 //   backward: dx[o, r, :] = sum of dout[o, i, :] over the i with index[i] == r   (scatter-add)
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/cpu/index_select.h"
 #include "ops/indexing.h"
@@ -39,6 +40,10 @@ struct IndexSelectBackward : Node {
     Tensor dout = contiguous(grads[0]);  // (outer, n, inner)
     Tensor dx = zeros(input_shape, {.dtype = dout.dtype(), .device = dout.device()});
     RowView v = row_view(input_shape, dim);
+    if (dx.device().is_cuda()) {
+      MG_CUDA_DISPATCH(cuda::index_select_backward(dx, dout, index, v.outer, v.rows, v.inner));
+      return {dx};
+    }
     dispatch_floating(dout.dtype(), "index_select", [&]<class T>() {
       index_select_backward_cpu<T>(dx.data<T>(), dout.data<T>(), index.data<int64_t>(), v.outer, v.rows,
                                    index.numel(), v.inner);
@@ -55,21 +60,22 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   MG_CHECK(index.dtype() == DType::Int64 && index.dim() == 1, "index_select: index must be a 1-D int64 tensor, got ",
            index.shape(), " ", index.dtype());
   check_same_device("index_select", {x, index});
-  MG_CHECK(x.device().is_cpu(), "index_select: not available on ", x.device(), " yet (CPU only); input ", x.shape());
-
   Tensor ids = contiguous(index.detach());
-  const int64_t* id = ids.data<int64_t>();
-  int64_t bad = first_index_out_of_range(id, ids.numel(), x.size(d));
-  MG_CHECK(bad < 0, "index_select: index ", bad < 0 ? 0 : id[bad], " is out of range for dimension ", d,
-           " of size ", x.size(d), " (input ", x.shape(), ")");
-
   Tensor source = contiguous(x.detach());
   Shape out_shape = x.shape();
   out_shape[d] = ids.numel();
   Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
   RowView v = row_view(x.shape(), d);
-  index_select_forward_cpu(out.raw_data(), source.raw_data(), id, v.outer, v.rows, ids.numel(), v.inner,
-                           dtype_size(x.dtype()));
+  if (x.device().is_cuda()) {  // the kernel checks the index: an error comes at the next wait for the GPU
+    MG_CUDA_DISPATCH(cuda::index_select_forward(out, source, ids, v.outer, v.rows, v.inner, /*embedding=*/false));
+  } else {
+    const int64_t* id = ids.data<int64_t>();
+    int64_t bad = first_index_out_of_range(id, ids.numel(), x.size(d));
+    MG_CHECK(bad < 0, "index_select: index ", bad < 0 ? 0 : id[bad], " is out of range for dimension ", d,
+             " of size ", x.size(d), " (input ", x.shape(), ")");
+    index_select_forward_cpu(out.raw_data(), source.raw_data(), id, v.outer, v.rows, ids.numel(), v.inner,
+                             dtype_size(x.dtype()));
+  }
 
   if (needs_grad({x})) {
     auto node = std::make_shared<IndexSelectBackward>();

@@ -5,6 +5,7 @@
 //   backward: d max / d x[o, k, j] = 1 if k == indices[o, j] else 0, so the gradient goes to the
 //             first index attaining the maximum; the forward saves those indices.
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/cpu/parallel.h"
 #include "ops/reduce.h"
@@ -59,7 +60,6 @@ struct MaxResult {
 };
 
 MaxResult max_forward(const char* op, const Tensor& x, int64_t dim) {
-  MG_CHECK(x.device().is_cpu(), op, ": not available on ", x.device(), " yet (CPU only); input ", x.shape());
   MaxResult r;
   for (int64_t d = 0; d < x.dim(); ++d) {
     if (d < dim) r.outer *= x.size(d);
@@ -72,6 +72,10 @@ MaxResult max_forward(const char* op, const Tensor& x, int64_t dim) {
   r.values = empty(keepdim_shape, {.dtype = x.dtype(), .device = x.device()});
   r.indices = empty(keepdim_shape, {.dtype = DType::Int64, .device = x.device()});
   Tensor source = contiguous(x.detach());
+  if (x.device().is_cuda()) {
+    MG_CUDA_DISPATCH(cuda::max_forward(r.values, r.indices, source, r.outer, r.size, r.inner));
+    return r;
+  }
   dispatch_all(x.dtype(), [&]<class T>() {
     max_forward_cpu<T>(r.values.data<T>(), r.indices.data<int64_t>(), source.data<T>(), r.outer, r.size, r.inner);
   });
@@ -89,6 +93,10 @@ struct MaxBackward : Node {
   TensorList backward(const TensorList& grads) override {
     Tensor dout = contiguous(grads[0]);
     Tensor dx = zeros(input_shape, {.dtype = dout.dtype(), .device = dout.device()});
+    if (dx.device().is_cuda()) {
+      MG_CUDA_DISPATCH(cuda::max_backward(dx, dout, indices, outer, size, inner));
+      return {dx};
+    }
     dispatch_floating(dout.dtype(), "max", [&]<class T>() {
       max_backward_cpu<T>(dx.data<T>(), dout.data<T>(), indices.data<int64_t>(), outer, size, inner);
     });

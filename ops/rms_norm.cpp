@@ -5,6 +5,7 @@
 #include "ops/rms_norm.h"
 
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/cpu/rms_norm.h"
 #include "ops/view.h"
@@ -27,8 +28,12 @@ struct RmsNormBackward : Node {
   TensorList backward(const TensorList& grads) override {
     const int64_t rows = x.size(0), dim = x.size(1);
     Tensor dout = contiguous(grads[0]).reshape({rows, dim});
-    Tensor dx = empty({rows, dim}, {.dtype = x.dtype()});
-    Tensor dweight = weight_needs_grad ? empty({dim}, {.dtype = x.dtype()}) : Tensor();
+    Tensor dx = empty({rows, dim}, {.dtype = x.dtype(), .device = x.device()});
+    Tensor dweight = weight_needs_grad ? empty({dim}, {.dtype = x.dtype(), .device = x.device()}) : Tensor();
+    if (x.device().is_cuda()) {
+      MG_CUDA_DISPATCH(cuda::rms_norm_backward(dx, dweight, dout, x, weight, rstd));
+      return {dx.view(input_shape), dweight};
+    }
     dispatch_floating(x.dtype(), "rms_norm", [&]<class T>() {
       rms_norm_backward_cpu<T>(dx.data<T>(), dweight.defined() ? dweight.data<T>() : nullptr, dout.data<T>(),
                                x.data<T>(), weight.defined() ? weight.data<T>() : nullptr, rstd.data<T>(), rows, dim);
@@ -46,18 +51,21 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   MG_CHECK(!weight.defined() || (weight.dim() == 1 && weight.size(0) == dim), "rms_norm: weight of shape ",
            weight.defined() ? weight.shape() : Shape{}, " does not match the last dimension of input ", x.shape());
   MG_CHECK(eps >= 0, "rms_norm: eps must be non-negative, got ", eps);
-  MG_CHECK(x.device().is_cpu(), "rms_norm: not available on ", x.device(), " yet (CPU only); input ", x.shape());
 
   // x: (..., D) -> rows: (rows, D)
   const int64_t rows = dim == 0 ? 0 : x.numel() / dim;
   Tensor rows_x = contiguous(x.detach()).reshape({rows, dim});
   Tensor w = weight.defined() ? contiguous(weight.detach()) : Tensor();
-  Tensor out = empty(x.shape(), {.dtype = x.dtype()});
-  Tensor rstd = empty({rows}, {.dtype = x.dtype()});
-  dispatch_floating(x.dtype(), "rms_norm", [&]<class T>() {
-    rms_norm_forward_cpu<T>(out.data<T>(), rstd.data<T>(), rows_x.data<T>(), w.defined() ? w.data<T>() : nullptr, rows,
-                            dim, eps);
-  });
+  Tensor out = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
+  Tensor rstd = empty({rows}, {.dtype = x.dtype(), .device = x.device()});
+  if (x.device().is_cuda()) {
+    MG_CUDA_DISPATCH(cuda::rms_norm_forward(out.view({rows, dim}), rstd, rows_x, w, eps));
+  } else {
+    dispatch_floating(x.dtype(), "rms_norm", [&]<class T>() {
+      rms_norm_forward_cpu<T>(out.data<T>(), rstd.data<T>(), rows_x.data<T>(), w.defined() ? w.data<T>() : nullptr,
+                              rows, dim, eps);
+    });
+  }
 
   if (needs_grad({x, weight})) {
     auto node = std::make_shared<RmsNormBackward>();

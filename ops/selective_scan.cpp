@@ -1,10 +1,12 @@
-// The selective scan op: input checks, dispatch to the CPU kernels, and the backward node.
-// The math is in ops/selective_scan.h; the fused kernels and the adjoint recurrence in
-// ops/cpu/selective_scan.cpp, the reference loop in ops/cpu/selective_scan_reference.cpp, the
-// Blelloch scan in ops/cpu/parallel_scan.cpp.
+// The selective scan op: input checks, dispatch to the CPU and CUDA kernels, and the backward node.
+// The math is in ops/selective_scan.h; the fused CPU kernels and the adjoint recurrence in
+// ops/cpu/selective_scan_{forward,backward}.cpp, the reference loop in
+// ops/cpu/selective_scan_reference.cpp, the Blelloch scan in ops/cpu/parallel_scan.cpp, the GPU
+// kernels in cuda/selective_scan.cu.
 #include "ops/selective_scan.h"
 
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/cpu/parallel_scan.h"
 #include "ops/cpu/selective_scan.h"
@@ -39,7 +41,6 @@ cpu::ScanSizes check_inputs(const char* op, const Tensor& u, const Tensor& delta
   MG_CHECK(u.defined() && delta.defined() && A.defined() && Bm.defined() && Cm.defined(), op,
            ": u, delta, A, Bm and Cm must be defined tensors");
   check_floating_inputs(op, {u, delta, A, Bm, Cm, args.D_skip, args.z, args.delta_bias, args.h0});
-  MG_CHECK(u.device().is_cpu(), op, ": not available on ", u.device(), " yet (CPU only); u ", u.shape());
   MG_CHECK(u.dim() == 3, op, ": expected u of shape (B, D, L), got ", u.shape());
   const int64_t B = u.size(0), D = u.size(1), L = u.size(2);
   MG_CHECK(delta.shape() == u.shape(), op, ": expected delta of u's shape (B, D, L) = ", u.shape(), ", got ",
@@ -97,7 +98,19 @@ cpu::ScanInputs<T> kernel_inputs(const ScanTensors& s) {
 
 SelectiveScanResult empty_outputs(const ScanTensors& s, DType dtype) {
   const cpu::ScanSizes& z = s.size;
-  return {empty({z.batch, z.dim, z.seqlen}, {.dtype = dtype}), empty({z.batch, z.dim, z.dstate}, {.dtype = dtype})};
+  const TensorOptions options{.dtype = dtype, .device = s.u.device()};
+  return {empty({z.batch, z.dim, z.seqlen}, options), empty({z.batch, z.dim, z.dstate}, options)};
+}
+
+bool on_gpu(const ScanTensors& s) { return s.u.device().is_cuda(); }
+
+// Values of the forward's checkpoint buffer on the inputs' device (each device's kernels choose
+// their own chunk length).
+int64_t checkpoint_numel(const ScanTensors& s) {
+  if (!on_gpu(s)) return cpu::scan_checkpoint_numel(s.size);
+  int64_t numel = 0;
+  MG_CUDA_DISPATCH(numel = cuda::selective_scan_checkpoint_numel(s.size));
+  return numel;
 }
 
 Tensor empty_if(const Tensor& like) { return like.defined() ? empty_like(like) : Tensor(); }
@@ -120,12 +133,24 @@ struct SelectiveScanBackward : Node {
     TensorList d{empty_like(in.u),      empty_like(in.delta), empty_like(in.A),          empty_like(in.Bm),
                  empty_like(in.Cm),     empty_if(in.D_skip),  empty_if(in.z),            empty_if(in.delta_bias),
                  empty_if(in.h0)};
+    Tensor workspace;  // the GPU kernels' partial sums (summed in a fixed order: deterministic)
+    if (on_gpu(in)) {
+      int64_t numel = 0;
+      MG_CUDA_DISPATCH(numel = cuda::selective_scan_workspace_numel(in.size, in.u.dtype()));
+      workspace = empty({numel}, {.dtype = in.u.dtype(), .device = in.u.device()});
+    }
     dispatch_floating(in.u.dtype(), "selective_scan", [&]<class T>() {
       cpu::ScanGrads<T> g{mutable_data_or_null<T>(d[0]), mutable_data_or_null<T>(d[1]), mutable_data_or_null<T>(d[2]),
                           mutable_data_or_null<T>(d[3]), mutable_data_or_null<T>(d[4]), mutable_data_or_null<T>(d[5]),
                           mutable_data_or_null<T>(d[6]), mutable_data_or_null<T>(d[7]), mutable_data_or_null<T>(d[8])};
-      cpu::selective_scan_backward_cpu<T>(kernel_inputs<T>(in), checkpoints.data<T>(), data_or_null<T>(dy),
-                                          data_or_null<T>(dlast), g);
+      if (on_gpu(in)) {
+        MG_CUDA_DISPATCH(cuda::selective_scan_backward<T>(kernel_inputs<T>(in), checkpoints.data<T>(),
+                                                          data_or_null<T>(dy), data_or_null<T>(dlast), g,
+                                                          workspace.data<T>(), in.u.device().index));
+      } else {
+        cpu::selective_scan_backward_cpu<T>(kernel_inputs<T>(in), checkpoints.data<T>(), data_or_null<T>(dy),
+                                            data_or_null<T>(dlast), g);
+      }
     });
     for (size_t i = 0; i < d.size(); ++i)
       if (!next_edges[i].node) d[i] = Tensor();  // computed together, but nobody asked
@@ -141,10 +166,15 @@ SelectiveScanResult selective_scan(const Tensor& u, const Tensor& delta, const T
   ScanTensors s = prepare("selective_scan", u, delta, A, Bm, Cm, args);
   SelectiveScanResult out = empty_outputs(s, u.dtype());
   const bool grad = needs_grad(inputs);
-  Tensor checkpoints = grad ? empty({cpu::scan_checkpoint_numel(s.size)}, {.dtype = u.dtype()}) : Tensor();
+  Tensor checkpoints = grad ? empty({checkpoint_numel(s)}, {.dtype = u.dtype(), .device = u.device()}) : Tensor();
   dispatch_floating(u.dtype(), "selective_scan", [&]<class T>() {
-    cpu::selective_scan_forward_cpu<T>(kernel_inputs<T>(s), out.y.data<T>(), out.last_state.data<T>(),
-                                       mutable_data_or_null<T>(checkpoints));
+    if (on_gpu(s)) {
+      MG_CUDA_DISPATCH(cuda::selective_scan_forward<T>(kernel_inputs<T>(s), out.y.data<T>(), out.last_state.data<T>(),
+                                                       mutable_data_or_null<T>(checkpoints), u.device().index));
+    } else {
+      cpu::selective_scan_forward_cpu<T>(kernel_inputs<T>(s), out.y.data<T>(), out.last_state.data<T>(),
+                                         mutable_data_or_null<T>(checkpoints));
+    }
   });
   if (grad) {
     auto node = std::make_shared<SelectiveScanBackward>();
@@ -157,6 +187,8 @@ SelectiveScanResult selective_scan(const Tensor& u, const Tensor& delta, const T
 
 SelectiveScanResult selective_scan_reference(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                                              const Tensor& Cm, const SelectiveScanArgs& args) {
+  MG_CHECK(u.device().is_cpu(), "selective_scan_reference: the float64 reference runs on the CPU; got u on ",
+           u.device(), " (move the inputs with .to(Device::cpu()))");
   ScanTensors s = prepare("selective_scan_reference", u, delta, A, Bm, Cm, args, /*as_float64=*/true);
   SelectiveScanResult out = empty_outputs(s, DType::Float64);
   cpu::selective_scan_reference_cpu(kernel_inputs<double>(s), out.y.data<double>(), out.last_state.data<double>());
@@ -165,6 +197,8 @@ SelectiveScanResult selective_scan_reference(const Tensor& u, const Tensor& delt
 
 SelectiveScanResult selective_scan_parallel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                                             const Tensor& Cm, const SelectiveScanArgs& args) {
+  MG_CHECK(u.device().is_cpu(), "selective_scan_parallel: the Blelloch scan runs on the CPU; got u on ", u.device(),
+           " (move the inputs with .to(Device::cpu()))");
   ScanTensors s = prepare("selective_scan_parallel", u, delta, A, Bm, Cm, args, /*as_float64=*/true);
   SelectiveScanResult out = empty_outputs(s, DType::Float64);
   cpu::selective_scan_parallel_cpu(kernel_inputs<double>(s), out.y.data<double>(), out.last_state.data<double>());
@@ -199,10 +233,12 @@ Tensor selective_scan_step(Tensor& state, const Tensor& u, const Tensor& delta, 
   step_args.z = args.z.defined() ? args.z.unsqueeze(-1) : Tensor();
   step_args.h0 = state;
   ScanTensors s = prepare(op, u.unsqueeze(-1), delta.unsqueeze(-1), A, Bm.unsqueeze(-1), Cm.unsqueeze(-1), step_args);
-  Tensor y = empty({s.size.batch, s.size.dim, 1}, {.dtype = u.dtype()});
+  Tensor y = empty({s.size.batch, s.size.dim, 1}, {.dtype = u.dtype(), .device = u.device()});
   dispatch_floating(u.dtype(), op, [&]<class T>() {
     // Mamba's hold has a lean one-step kernel; the exact hold reuses the sequence kernel at L = 1.
-    if (!s.exact_zoh_b) cpu::selective_scan_step_cpu<T>(kernel_inputs<T>(s), y.data<T>(), state.data<T>());
+    if (on_gpu(s)) MG_CUDA_DISPATCH(cuda::selective_scan_step<T>(kernel_inputs<T>(s), y.data<T>(), state.data<T>(),
+                                                                  u.device().index));
+    else if (!s.exact_zoh_b) cpu::selective_scan_step_cpu<T>(kernel_inputs<T>(s), y.data<T>(), state.data<T>());
     else cpu::selective_scan_forward_cpu<T>(kernel_inputs<T>(s), y.data<T>(), state.data<T>(), nullptr);
   });
   return y.view({s.size.batch, s.size.dim});

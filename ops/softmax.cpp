@@ -1,4 +1,4 @@
-// softmax, log_softmax and cross_entropy (CPU; kernels in ops/cpu/softmax.cpp).
+// softmax, log_softmax and cross_entropy (kernels in ops/cpu/softmax.cpp and cuda/softmax.cu).
 //   softmax(x)_c     = exp(x_c - max) / sum_k exp(x_k - max)         (max-shifted: never overflows)
 //   log_softmax(x)_c = (x_c - max) - log sum_k exp(x_k - max)
 //   cross_entropy    = mean over non-ignored rows n of -log_softmax(logits_n)[t_n]
@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/cpu/softmax.h"
 #include "ops/softmax.h"
@@ -43,8 +44,11 @@ struct SoftmaxBackward : Node {
   // log_softmax:  dx = g - exp(y) * sum_c g      (J = I - 1 softmax^T)
   TensorList backward(const TensorList& grads) override {
     Tensor g = grads[0].contiguous();
-    MG_CHECK(g.device().is_cpu(), name(), ": backward on ", g.device(), " is not available yet (CPU only)");
     Tensor dx = empty_like(out);
+    if (dx.device().is_cuda()) {
+      MG_CUDA_DISPATCH(cuda::softmax_backward(dx, g, out, dims.outer, dims.C, dims.inner, log));
+      return {dx};
+    }
     dispatch_floating(out.dtype(), "softmax", [&]<class T>() {
       cpu::softmax_backward_cpu<T>(dx.data<T>(), g.data<T>(), out.data<T>(), dims.outer, dims.C, dims.inner, log);
     });
@@ -54,13 +58,16 @@ struct SoftmaxBackward : Node {
 
 Tensor softmax_op(const char* op, const Tensor& x, int64_t dim, bool log) {
   check_floating(op, x);
-  MG_CHECK(x.device().is_cpu(), op, ": not available on ", x.device(), " yet (CPU only); input ", x.shape());
   SoftmaxDims dims = softmax_dims(op, x, dim);
   Tensor xc = x.detach().contiguous();
-  Tensor out = empty(x.shape(), {.dtype = x.dtype()});
-  dispatch_floating(x.dtype(), op, [&]<class T>() {
-    cpu::softmax_forward_cpu<T>(out.data<T>(), xc.data<T>(), dims.outer, dims.C, dims.inner, log);
-  });
+  Tensor out = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
+  if (x.device().is_cuda()) {
+    MG_CUDA_DISPATCH(cuda::softmax_forward(out, xc, dims.outer, dims.C, dims.inner, log));
+  } else {
+    dispatch_floating(x.dtype(), op, [&]<class T>() {
+      cpu::softmax_forward_cpu<T>(out.data<T>(), xc.data<T>(), dims.outer, dims.C, dims.inner, log);
+    });
+  }
   if (needs_grad({x})) {
     auto node = std::make_shared<SoftmaxBackward>();
     node->out = out.detach();
@@ -72,24 +79,26 @@ Tensor softmax_op(const char* op, const Tensor& x, int64_t dim, bool log) {
 }
 
 struct CrossEntropyBackward : Node {
-  Tensor logits, targets;   // (N, C) contiguous, (N) int64
-  std::vector<double> lse;  // (N): logsumexp of each row
-  int64_t count = 0;        // non-ignored rows
+  Tensor logits, targets;  // (N, C) contiguous, (N) int64
+  Tensor lse;              // (N) float64: logsumexp of each row
+  Tensor count;            // 0-d float64: the rows that count (not ignored), on the logits' device
   int64_t ignore_index = -100;
   std::string name() const override { return "CrossEntropyBackward"; }
-  void release_saved() override {
-    logits = targets = Tensor();
-    lse = {};
-  }
+  void release_saved() override { logits = targets = lse = count = Tensor(); }
   // d loss / d logits[n, c] = (softmax(logits[n])_c - [c == t_n]) / count for non-ignored rows, else 0
   TensorList backward(const TensorList& grads) override {
-    MG_CHECK(grads[0].device().is_cpu(), "cross_entropy: backward on ", grads[0].device(), " is not available yet");
-    double scale = count > 0 ? grads[0].item<double>() / static_cast<double>(count) : 0.0;
     Tensor dlogits = empty_like(logits);
+    if (logits.device().is_cuda()) {  // the scale is read on the GPU: no wait for the host
+      MG_CUDA_DISPATCH(cuda::cross_entropy_backward(dlogits, logits, targets, lse, count, grads[0].contiguous(),
+                                                    ignore_index));
+      return {dlogits};
+    }
+    const double rows = count.item<double>();
+    double scale = rows > 0 ? grads[0].item<double>() / rows : 0.0;
     int64_t C = logits.size(-1), N = logits.numel() / std::max<int64_t>(C, 1);
     dispatch_floating(logits.dtype(), "cross_entropy", [&]<class T>() {
-      cpu::cross_entropy_backward_cpu<T>(dlogits.data<T>(), logits.data<T>(), targets.data<int64_t>(), lse.data(),
-                                         scale, N, C, ignore_index);
+      cpu::cross_entropy_backward_cpu<T>(dlogits.data<T>(), logits.data<T>(), targets.data<int64_t>(),
+                                         lse.data<double>(), scale, N, C, ignore_index);
     });
     return {dlogits};
   }
@@ -121,28 +130,39 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   Shape expected(logits.shape().begin(), logits.shape().end() - 1);
   MG_CHECK(targets.shape() == expected, op, ": targets of shape ", targets.shape(), " do not match logits ",
            logits.shape(), " (expected targets of shape ", expected, ")");
-  MG_CHECK(logits.device().is_cpu() && targets.device().is_cpu(), op, ": not available on ", logits.device(),
-           " yet (CPU only); logits ", logits.shape(), " on ", logits.device(), ", targets on ", targets.device());
+  check_same_device(op, {logits, targets});
   Tensor x = logits.detach().contiguous(), t = targets.detach().contiguous();
-  check_targets(x, t, ignore_index);
   int64_t C = x.size(-1), N = t.numel();
-  std::vector<double> loss(N), lse(N);
-  dispatch_floating(x.dtype(), op, [&]<class T>() {
-    cpu::cross_entropy_forward_cpu<T>(loss.data(), lse.data(), x.data<T>(), t.data<int64_t>(), N, C, ignore_index);
-  });
-  double total = 0;  // in row order: the same for every thread count
-  int64_t count = 0;
-  const int64_t* tv = t.data<int64_t>();
-  for (int64_t n = 0; n < N; ++n) {
-    total += loss[n];
-    count += tv[n] != ignore_index;
+  Tensor out, lse, count;
+  if (x.device().is_cuda()) {  // targets are checked by the kernel (reported at the next wait for the GPU)
+    const TensorOptions f64{.dtype = DType::Float64, .device = x.device()};
+    out = empty({}, {.dtype = x.dtype(), .device = x.device()});
+    lse = empty({N}, f64);
+    count = empty({}, f64);
+    MG_CUDA_DISPATCH(cuda::cross_entropy_forward(out, lse, count, x, t, ignore_index));
+  } else {
+    check_targets(x, t, ignore_index);
+    std::vector<double> loss(N);
+    lse = empty({N}, {.dtype = DType::Float64});
+    dispatch_floating(x.dtype(), op, [&]<class T>() {
+      cpu::cross_entropy_forward_cpu<T>(loss.data(), lse.data<double>(), x.data<T>(), t.data<int64_t>(), N, C,
+                                        ignore_index);
+    });
+    double total = 0;  // in row order: the same for every thread count
+    int64_t rows = 0;
+    const int64_t* tv = t.data<int64_t>();
+    for (int64_t n = 0; n < N; ++n) {
+      total += loss[n];
+      rows += tv[n] != ignore_index;
+    }
+    out = full(Shape{}, total / static_cast<double>(rows), {.dtype = x.dtype()});  // 0 / 0 = nan
+    count = full(Shape{}, static_cast<double>(rows), {.dtype = DType::Float64});
   }
-  Tensor out = full(Shape{}, total / static_cast<double>(count), {.dtype = x.dtype()});  // 0 / 0 = nan
   if (needs_grad({logits})) {
     auto node = std::make_shared<CrossEntropyBackward>();
     node->logits = x;
     node->targets = t;
-    node->lse = std::move(lse);
+    node->lse = lse;
     node->count = count;
     node->ignore_index = ignore_index;
     connect(node, {logits}, {out});

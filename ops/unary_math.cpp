@@ -2,12 +2,16 @@
 // scalar math; unary_op() below adds the loops, the checks and the autograd node.
 //   forward<T>(x)          -> y
 //   backward<T>(g, x, y)   -> dL/dx given g = dL/dy (reads x, y, or both; see kSaves)
+// `kind` names the op for the CUDA kernels, which write the same formulas for the GPU
+// (cuda/unary.cu).
 #include <cmath>
 
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/cpu/fast_math.h"
 #include "ops/cpu/unary.h"
+#include "ops/op_kinds.h"
 #include "ops/unary.h"
 #include "tensor/factory.h"
 
@@ -18,6 +22,7 @@ namespace {
 enum Saves { kSavesInput = 1, kSavesOutput = 2 };
 
 struct NegOp {
+  static constexpr UnaryOp kind = UnaryOp::Neg;
   static constexpr const char* name = "neg";
   static constexpr int kSaves = 0;
   template <class T> T forward(T x) const { return -x; }
@@ -25,6 +30,7 @@ struct NegOp {
 };
 
 struct ExpOp {
+  static constexpr UnaryOp kind = UnaryOp::Exp;
   static constexpr const char* name = "exp";
   static constexpr int kSaves = kSavesOutput;
   template <class T> T forward(T x) const { return cpu::fast_exp(x); }
@@ -32,6 +38,7 @@ struct ExpOp {
 };
 
 struct LogOp {
+  static constexpr UnaryOp kind = UnaryOp::Log;
   static constexpr const char* name = "log";
   static constexpr int kSaves = kSavesInput;
   template <class T> T forward(T x) const { return cpu::fast_log(x); }
@@ -39,6 +46,7 @@ struct LogOp {
 };
 
 struct SqrtOp {
+  static constexpr UnaryOp kind = UnaryOp::Sqrt;
   static constexpr const char* name = "sqrt";
   static constexpr int kSaves = kSavesOutput;
   template <class T> T forward(T x) const { return std::sqrt(x); }
@@ -46,6 +54,7 @@ struct SqrtOp {
 };
 
 struct RsqrtOp {
+  static constexpr UnaryOp kind = UnaryOp::Rsqrt;
   static constexpr const char* name = "rsqrt";
   static constexpr int kSaves = kSavesOutput;
   template <class T> T forward(T x) const { return T(1) / std::sqrt(x); }
@@ -54,6 +63,7 @@ struct RsqrtOp {
 };
 
 struct PowOp {
+  static constexpr UnaryOp kind = UnaryOp::Pow;
   static constexpr const char* name = "pow";
   static constexpr int kSaves = kSavesInput;
   double exponent = 1.0;
@@ -67,6 +77,7 @@ struct PowOp {
 };
 
 struct AbsOp {
+  static constexpr UnaryOp kind = UnaryOp::Abs;
   static constexpr const char* name = "abs";
   static constexpr int kSaves = kSavesInput;
   template <class T> T forward(T x) const { return std::fabs(x); }
@@ -75,6 +86,7 @@ struct AbsOp {
 };
 
 struct SigmoidOp {
+  static constexpr UnaryOp kind = UnaryOp::Sigmoid;
   static constexpr const char* name = "sigmoid";
   static constexpr int kSaves = kSavesOutput;
   template <class T> T forward(T x) const { return cpu::fast_sigmoid(x); }
@@ -82,6 +94,7 @@ struct SigmoidOp {
 };
 
 struct TanhOp {
+  static constexpr UnaryOp kind = UnaryOp::Tanh;
   static constexpr const char* name = "tanh";
   static constexpr int kSaves = kSavesOutput;
   template <class T> T forward(T x) const { return cpu::fast_tanh(x); }
@@ -89,6 +102,7 @@ struct TanhOp {
 };
 
 struct ReluOp {
+  static constexpr UnaryOp kind = UnaryOp::Relu;
   static constexpr const char* name = "relu";
   static constexpr int kSaves = kSavesOutput;
   template <class T> T forward(T x) const { return x < T(0) ? T(0) : x; }  // NaN stays NaN
@@ -96,6 +110,7 @@ struct ReluOp {
 };
 
 struct GeluOp {
+  static constexpr UnaryOp kind = UnaryOp::Gelu;
   static constexpr const char* name = "gelu";
   static constexpr int kSaves = kSavesInput;
   // gelu(x) = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 the standard normal CDF
@@ -109,6 +124,7 @@ struct GeluOp {
 };
 
 struct SiluOp {
+  static constexpr UnaryOp kind = UnaryOp::Silu;
   static constexpr const char* name = "silu";
   static constexpr int kSaves = kSavesInput;
   template <class T> T forward(T x) const { return cpu::fast_silu(x); }
@@ -120,6 +136,7 @@ struct SiluOp {
 };
 
 struct SoftplusOp {
+  static constexpr UnaryOp kind = UnaryOp::Softplus;
   static constexpr const char* name = "softplus";
   static constexpr int kSaves = kSavesInput;
   double beta = 1.0, threshold = 20.0;
@@ -132,6 +149,14 @@ struct SoftplusOp {
   }
 };
 
+// Pow's exponent and Softplus's beta and threshold, for the CUDA kernels.
+template <class Op>
+UnaryParams params_of(const Op& op) {
+  if constexpr (requires { op.exponent; }) return {op.exponent, 0};
+  else if constexpr (requires { op.beta; }) return {op.beta, op.threshold};
+  else return {};
+}
+
 template <class Op>
 struct UnaryBackward : Node {
   Op op;
@@ -141,8 +166,8 @@ struct UnaryBackward : Node {
   TensorList backward(const TensorList& grads) override {
     const Tensor& g = grads[0];
     Tensor dx = empty_like(g);
-    MG_CHECK(g.device().is_cpu(), Op::name, ": backward on ", g.device(), " is not available yet (CPU only)");
-    dispatch_floating(g.dtype(), Op::name, [&]<class T>() { cpu::unary_backward_cpu<Op, T>(dx, g, x, out, op); });
+    if (g.device().is_cuda()) MG_CUDA_DISPATCH(cuda::unary_backward(Op::kind, params_of(op), dx, g, x, out));
+    else dispatch_floating(g.dtype(), Op::name, [&]<class T>() { cpu::unary_backward_cpu<Op, T>(dx, g, x, out, op); });
     return {dx};
   }
 };
@@ -150,9 +175,9 @@ struct UnaryBackward : Node {
 template <class Op>
 Tensor unary_op(const Tensor& x, Op op = {}) {
   check_floating(Op::name, x);
-  MG_CHECK(x.device().is_cpu(), Op::name, ": not available on ", x.device(), " yet (CPU only); input ", x.shape());
   Tensor out = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
-  dispatch_floating(x.dtype(), Op::name, [&]<class T>() { cpu::unary_forward_cpu<Op, T>(out, x, op); });
+  if (x.device().is_cuda()) MG_CUDA_DISPATCH(cuda::unary_forward(Op::kind, params_of(op), out, x));
+  else dispatch_floating(x.dtype(), Op::name, [&]<class T>() { cpu::unary_forward_cpu<Op, T>(out, x, op); });
   if (needs_grad({x})) {
     auto node = std::make_shared<UnaryBackward<Op>>();
     node->op = op;

@@ -4,6 +4,7 @@
 //             db = sum_to_shape(condition ? 0 : dout, b.shape)
 //   masked_fill(x, mask, value) = where(mask, value, x), so dx = mask ? 0 : dout.
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/binary.h"
 #include "ops/check.h"
 #include "ops/cpu/loops.h"
@@ -35,10 +36,12 @@ void where_forward_cpu(const Tensor& out, const Tensor& condition, const Tensor&
 Tensor where_forward(const char* op, const Tensor& condition, const Tensor& a, const Tensor& b) {
   check_same_device(op, {condition, a, b});
   check_same_dtype(op, {a, b});
-  MG_CHECK(a.device().is_cpu(), op, ": not available on ", a.device(), " yet (CPU only); inputs ", condition.shape(),
-           ", ", a.shape(), ", ", b.shape());
   Shape shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), op), b.shape(), op);
   Tensor out = empty(shape, {.dtype = a.dtype(), .device = a.device()});
+  if (out.device().is_cuda()) {
+    MG_CUDA_DISPATCH(cuda::where(out, condition, a, b));
+    return out;
+  }
   dispatch_all(condition.dtype(), [&]<class C>() {
     dispatch_all(a.dtype(), [&]<class T>() { where_forward_cpu<C, T>(out, condition, a, b); });
   });

@@ -18,6 +18,12 @@ class InternalError : public Error {
   explicit InternalError(const std::string& message) : Error(message) {}
 };
 
+// A device ran out of memory. The message says what was asked for and what is in use.
+class OutOfMemoryError : public Error {
+ public:
+  explicit OutOfMemoryError(const std::string& message) : Error(message) {}
+};
+
 // Concatenates anything that has an operator<< into one string: str("a=", 3, " b=", shape).
 template <class... Args>
 std::string str(const Args&... args) {

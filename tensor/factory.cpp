@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "tensor/device_backend.h"
+
 namespace mg {
 
 namespace {
@@ -23,7 +25,12 @@ Tensor generate(const Shape& shape, TensorOptions options, Fn&& fn) {
 
 Tensor empty(const Shape& shape, TensorOptions options) {
   for (int64_t size : shape) MG_CHECK(size >= 0, "empty: negative size in shape ", shape);
-  auto storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(options.dtype), options.device);
+  std::shared_ptr<Storage> storage;
+  try {
+    storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(options.dtype), options.device);
+  } catch (const OutOfMemoryError& e) {  // say which tensor did not fit
+    throw OutOfMemoryError(str(e.what(), "; the tensor: ", shape, " ", options.dtype));
+  }
   Tensor t(std::make_shared<TensorImpl>(std::move(storage), shape, contiguous_strides(shape), 0, options.dtype));
   if (options.requires_grad) t.requires_grad_(true);
   return t;
@@ -37,6 +44,14 @@ Tensor zeros(const Shape& shape, TensorOptions options) {
 }
 
 Tensor full(const Shape& shape, double value, TensorOptions options) {
+#ifdef MG_WITH_CUDA
+  if (options.device.is_cuda()) {  // a kernel fills it: no copy from the host, nothing to wait for
+    Tensor t = empty(shape, options.with_requires_grad(false));
+    cuda::fill(t, value);
+    if (options.requires_grad) t.requires_grad_(true);
+    return t;
+  }
+#endif
   return generate(shape, options, [&](int64_t) { return value; });
 }
 Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }

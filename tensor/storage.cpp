@@ -87,7 +87,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 #ifdef MG_WITH_CUDA
   if (dst_device.is_cuda() && src_device.is_cpu()) return cuda::memcpy_host_to_device(dst, src, nbytes, dst_device.index);
   if (dst_device.is_cpu() && src_device.is_cuda()) return cuda::memcpy_device_to_host(dst, src, nbytes, src_device.index);
-  return cuda::memcpy_device_to_device(dst, src, nbytes, dst_device.index);
+  return cuda::memcpy_device_to_device(dst, dst_device.index, src, src_device.index, nbytes);
 #else
   check_cuda_device(dst_device.is_cuda() ? dst_device : src_device);
 #endif

@@ -176,7 +176,7 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
     }
     optimizer.zero_grad();
     loss.backward();
-    double grad_norm = options.clip > 0 ? nn::clip_grad_norm_(params, options.clip) : nn::grad_norm(params);
+    Tensor grad_norm = options.clip > 0 ? nn::clip_grad_norm_(params, options.clip) : nn::grad_norm(params);
     optimizer.step();
     ++step;
     result.losses.push_back(value);
@@ -189,7 +189,7 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
     bool out_of_time = options.time_budget_s > 0 && elapsed >= options.time_budget_s;
     bool last = step == options.steps || out_of_time;
     if (step % options.log_every == 0 || last) {
-      json line{{"step", step}, {"train_loss", window_loss / window_steps}, {"lr", lr}, {"grad_norm", grad_norm},
+      json line{{"step", step}, {"train_loss", window_loss / window_steps}, {"lr", lr}, {"grad_norm", grad_norm.item<double>()},
                 {"tokens_per_second", result.tokens_per_second}, {"elapsed_s", elapsed}};
       metrics << line.dump() << "\n" << std::flush;
       if (options.progress) {

@@ -89,14 +89,14 @@ int main() {
   double elems = static_cast<double>(n * n), f32 = 4;
   report_bandwidth("add (4096,4096)+(4096,4096) op", 3 * elems * f32, median_ms([&] { add(a, b); }), ceiling);
   report_bandwidth("add (4096,4096)+(4096,4096) kernel", 3 * elems * f32,
-                   median_ms([&] { cuda::binary(cuda::BinaryOp::Add, out, a, b); }), ceiling);
+                   median_ms([&] { cuda::binary(BinaryOp::Add, out, a, b); }), ceiling);
   report_bandwidth("add (4096,4096)+(4096,) op", 2 * elems * f32 + n * f32, median_ms([&] { add(a, row); }), ceiling);
   report_bandwidth("add (4096,4096)+(4096,) kernel", 2 * elems * f32 + n * f32,
-                   median_ms([&] { cuda::binary(cuda::BinaryOp::Add, out, a, row); }), ceiling);
+                   median_ms([&] { cuda::binary(BinaryOp::Add, out, a, row); }), ceiling);
   report_bandwidth("add (4096,4096)+(4096,1) kernel", 2 * elems * f32 + n * f32,
-                   median_ms([&] { cuda::binary(cuda::BinaryOp::Add, out, a, col); }), ceiling);
+                   median_ms([&] { cuda::binary(BinaryOp::Add, out, a, col); }), ceiling);
   report_bandwidth("add (4096,4096)+(4096,4096)^T kernel", 3 * elems * f32,
-                   median_ms([&] { cuda::binary(cuda::BinaryOp::Add, out, a, b.transpose(0, 1)); }), ceiling);
+                   median_ms([&] { cuda::binary(BinaryOp::Add, out, a, b.transpose(0, 1)); }), ceiling);
   Tensor sums = empty({1, n}, {.device = gpu}), total = empty({1, 1}, {.device = gpu});
   report_bandwidth("sum_to (4096,4096)->(1,4096) kernel", elems * f32, median_ms([&] { cuda::sum_to(sums, a); }),
                    ceiling);

@@ -1,6 +1,9 @@
 #include "nn/optim/adamw.h"
 
 #include <cmath>
+#include <map>
+
+#include "cuda/kernels.h"
 
 #include "ops/cpu/parallel.h"
 
@@ -44,15 +47,36 @@ AdamW::AdamW(const nn::NamedTensors& params, double lr, double weight_decay, Ada
     : AdamW(one_group(params, lr, weight_decay), options) {}
 
 void AdamW::update(Tensor& param, const Tensor& grad, ParamState& state, const ParamGroup& group) {
+  const Scalars k = scalars(state, group);
+  dispatch_floating(param.dtype(), "AdamW", [&]<class T>() {
+    adamw_update_cpu<T>(param.data<T>(), grad.data<T>(), state.slots[0].data<T>(), state.slots[1].data<T>(),
+                        param.numel(), k.decay_factor, options.beta1, options.beta2, options.eps, k.step_size,
+                        k.bias_correction2_sqrt);
+  });
+}
+
+AdamW::Scalars AdamW::scalars(const ParamState& state, const ParamGroup& group) const {
   const double t = static_cast<double>(state.step);
   const double bias_correction1 = 1 - std::pow(options.beta1, t);
   const double bias_correction2 = 1 - std::pow(options.beta2, t);
-  const double step_size = group.lr / bias_correction1;
-  dispatch_floating(param.dtype(), "AdamW", [&]<class T>() {
-    adamw_update_cpu<T>(param.data<T>(), grad.data<T>(), state.slots[0].data<T>(), state.slots[1].data<T>(),
-                        param.numel(), 1 - group.lr * group.weight_decay, options.beta1, options.beta2, options.eps,
-                        step_size, std::sqrt(bias_correction2));
-  });
+  return {1 - group.lr * group.weight_decay, group.lr / bias_correction1, std::sqrt(bias_correction2)};
+}
+
+void AdamW::update_all(std::vector<Update>& updates) {
+  // GPU parameters by (device, dtype): each such set is one launch over all its tensors.
+  std::map<std::pair<int, DType>, std::vector<cuda::AdamWTensor>> launches;
+  for (Update& u : updates) {
+    if (u.param.device().is_cpu()) {
+      update(u.param, u.grad, *u.state, *u.group);
+      continue;
+    }
+    const Scalars k = scalars(*u.state, *u.group);
+    launches[{u.param.device().index, u.param.dtype()}].push_back(
+        {u.param.raw_data(), u.grad.raw_data(), u.state->slots[0].raw_data(), u.state->slots[1].raw_data(),
+         u.param.numel(), k.decay_factor, k.step_size, k.bias_correction2_sqrt});
+  }
+  for (const auto& [where, tensors] : launches)
+    MG_CUDA_DISPATCH(cuda::adamw_step(where.second, tensors, options.beta1, options.beta2, options.eps, where.first));
 }
 
 }  // namespace mg::optim

@@ -26,6 +26,15 @@ class AdamW : public Optimizer {
 
  protected:
   void update(Tensor& param, const Tensor& grad, ParamState& state, const ParamGroup& group) override;
+  // CPU parameters one by one; GPU parameters all in one launch per device and dtype.
+  void update_all(std::vector<Update>& updates) override;
+
+ private:
+  // The per-parameter constants of step t: 1 - lr wd, lr / (1 - beta1^t), sqrt(1 - beta2^t).
+  struct Scalars {
+    double decay_factor, step_size, bias_correction2_sqrt;
+  };
+  Scalars scalars(const ParamState& state, const ParamGroup& group) const;
 };
 
 }  // namespace mg::optim

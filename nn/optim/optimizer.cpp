@@ -29,21 +29,26 @@ Optimizer::Optimizer(std::string name, std::vector<ParamGroup> groups, std::vect
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  std::vector<Update> updates;
   for (const ParamGroup& group : groups_) {
     for (const auto& [param_name, p] : group.params) {
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
-      MG_CHECK(p.device().is_cpu(), name_, ": parameter '", param_name, "' is on ", p.device(),
-               "; the optimizer runs on the CPU only for now");
       MG_CHECK(p.is_contiguous(), name_, ": parameter '", param_name, "' ", p.shape(), " must be contiguous");
+      MG_CHECK(grad.device() == p.device(), name_, ": the gradient of '", param_name, "' is on ", grad.device(),
+               " but the parameter on ", p.device());
       ParamState& state = state_[param_name];
       if (state.slots.empty())
         for (size_t s = 0; s < slot_names_.size(); ++s) state.slots.push_back(zeros_like(p));
       state.step += 1;
-      Tensor param = p;
-      update(param, contiguous(grad), state, group);
+      updates.push_back({p, contiguous(grad), &state, &group});
     }
   }
+  update_all(updates);
+}
+
+void Optimizer::update_all(std::vector<Update>& updates) {
+  for (Update& u : updates) update(u.param, u.grad, *u.state, *u.group);
 }
 
 void Optimizer::zero_grad() {
@@ -94,7 +99,7 @@ void Optimizer::load_state_dict(const nn::StateDict& state) {
         const Tensor& t = state.at(param_name + "." + slot);
         MG_CHECK(t.shape() == p.shape() && t.dtype() == p.dtype(), name_, ".load_state_dict: '", param_name, ".", slot,
                  "' is ", t.shape(), " ", t.dtype(), " but the parameter is ", p.shape(), " ", p.dtype());
-        ps.slots.push_back(to_device(t.detach(), Device::cpu()).clone());
+        ps.slots.push_back(to_device(t.detach(), p.device()).clone());  // a copy of its own, on the param's device
       }
       loaded.emplace(param_name, std::move(ps));
       used += present;

@@ -50,10 +50,18 @@ class Optimizer {
  protected:
   struct ParamState {
     int64_t step = 0;
-    std::vector<Tensor> slots;  // one per slot name, contiguous, on the CPU, the param's dtype
+    std::vector<Tensor> slots;  // one per slot name, contiguous, on the param's device, the param's dtype
   };
-  // param and grad are contiguous CPU tensors of one dtype; state.step already counts this step.
+  // param and grad are contiguous tensors of one dtype and device; state.step already counts this step.
   virtual void update(Tensor& param, const Tensor& grad, ParamState& state, const ParamGroup& group) = 0;
+  // Every parameter of this step at once (a GPU optimizer updates them all in one launch); by
+  // default, update() for each in turn.
+  struct Update {
+    Tensor param, grad;
+    ParamState* state;
+    const ParamGroup* group;
+  };
+  virtual void update_all(std::vector<Update>& updates);
 
   const std::string name_;
 

@@ -1,5 +1,6 @@
 #include "nn/optim/sgd.h"
 
+#include "ops/binary.h"
 #include "ops/cpu/parallel.h"
 
 namespace mg::optim {
@@ -39,6 +40,21 @@ SGD::SGD(const nn::NamedTensors& params, double lr, SGDOptions options, double w
     : SGD(std::vector<ParamGroup>{ParamGroup{params, lr, weight_decay}}, options) {}
 
 void SGD::update(Tensor& param, const Tensor& grad, ParamState& state, const ParamGroup& group) {
+  if (param.device().is_cuda()) {  // the same steps as the CPU loop, as in-place ops on the GPU
+    Tensor d = group.weight_decay != 0 ? add(grad, mul(param, group.weight_decay)) : grad;
+    if (options.momentum != 0) {
+      Tensor& buf = state.slots[0];
+      if (state.step == 1) {
+        copy_inplace(buf, d);
+      } else {
+        mul_inplace(buf, options.momentum);
+        add_inplace(buf, d, 1 - options.dampening);
+      }
+      d = options.nesterov ? add(d, mul(buf, options.momentum)) : buf;
+    }
+    add_inplace(param, d, -group.lr);
+    return;
+  }
   dispatch_floating(param.dtype(), "SGD", [&]<class T>() {
     T* buf = state.slots.empty() ? nullptr : state.slots[0].data<T>();
     sgd_update_cpu<T>(param.data<T>(), grad.data<T>(), buf, param.numel(), group.lr, group.weight_decay, options,

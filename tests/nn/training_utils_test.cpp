@@ -15,15 +15,17 @@ TEST(ClipGradNorm, GlobalNormOverAllGradients) {
   a.set_grad(from_vector<double>({3, 0}, {2}));
   b.set_grad(from_vector<float>({0, 4, 0, 12}, {2, 2}));
   // sqrt(9 + 16 + 144) = 13
-  EXPECT_DOUBLE_EQ(grad_norm({a, b, none}), 13.0);
-  double total = clip_grad_norm_({a, b, none}, 1.3);
-  EXPECT_DOUBLE_EQ(total, 13.0);
+  EXPECT_DOUBLE_EQ(grad_norm({a, b, none}).item<double>(), 13.0);
+  Tensor total = clip_grad_norm_({a, b, none}, 1.3);
+  EXPECT_EQ(total.dtype(), DType::Float64);
+  EXPECT_EQ(total.dim(), 0);
+  EXPECT_DOUBLE_EQ(total.item<double>(), 13.0);
   const double scale = 1.3 / (13.0 + 1e-6);
   EXPECT_TRUE(test::all_close(a.grad(), from_vector<double>({3 * scale, 0}, {2}), 1e-15, 0));
-  EXPECT_NEAR(grad_norm({a, b}), 1.3, 1e-6);
+  EXPECT_NEAR(grad_norm({a, b}).item<double>(), 1.3, 1e-6);
   // Under the limit: untouched.
   std::vector<float> before = b.grad().to_vector<float>();
-  EXPECT_NEAR(clip_grad_norm_({a, b}, 100.0), 1.3, 1e-6);
+  EXPECT_NEAR(clip_grad_norm_({a, b}, 100.0).item<double>(), 1.3, 1e-6);
   EXPECT_EQ(b.grad().to_vector<float>(), before);
   EXPECT_TRUE(test::throws_error([&] { clip_grad_norm_({a}, 0.0); }, "clip_grad_norm_: max_norm must be positive"));
 }
@@ -31,9 +33,9 @@ TEST(ClipGradNorm, GlobalNormOverAllGradients) {
 TEST(ClipGradNorm, NonFiniteNormIsReported) {
   Tensor a = zeros({2}).requires_grad_(true);
   a.set_grad(from_vector<float>({1, std::nanf("")}, {2}));
-  EXPECT_TRUE(std::isnan(clip_grad_norm_({a}, 1.0)));
+  EXPECT_TRUE(std::isnan(clip_grad_norm_({a}, 1.0).item<double>()));
   a.set_grad(from_vector<float>({1, INFINITY}, {2}));
-  EXPECT_TRUE(std::isinf(grad_norm({a})));
+  EXPECT_TRUE(std::isinf(grad_norm({a}).item<double>()));
 }
 
 TEST(WarmupCosineSchedule, WarmupPeakAndEnd) {
