@@ -257,6 +257,31 @@ void synchronize(int device) {
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 
+Event::Event(int device) : device_(device) {
+  runtime(device);
+  DeviceGuard guard(device);
+  cudaEvent_t event = nullptr;
+  CUDA_CHECK(cudaEventCreate(&event));
+  event_ = event;
+}
+
+Event::~Event() {
+  if (event_) (void)cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+}
+
+void Event::record() {
+  DeviceGuard guard(device_);
+  CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event_), runtime(device_).stream));
+}
+
+double Event::elapsed_ms(const Event& start, const Event& end) {
+  DeviceGuard guard(end.device_);
+  CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end.event_)));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.event_), static_cast<cudaEvent_t>(end.event_)));
+  return ms;
+}
+
 struct Graph::Impl {
   int device = -1;
   int pool = 0;

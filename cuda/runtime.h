@@ -33,6 +33,23 @@ void synchronize(int device = 0);
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
+// A point in a GPU's stream, for timing GPU work (benchmarks): record() marks the point after all
+// the work queued so far; elapsed_ms(start, end) waits until `end` is reached and returns the GPU
+// time between the two marks.
+class Event {
+ public:
+  explicit Event(int device = 0);
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  void record();
+  static double elapsed_ms(const Event& start, const Event& end);
+
+ private:
+  void* event_ = nullptr;  // a cudaEvent_t
+  int device_ = 0;
+};
+
 // Records the kernels that `fn` queues on a GPU into a CUDA graph, which replay() then runs
 // again with a single launch (no per-kernel launch cost: what makes batch-1 generation fast).
 //   - Tensors that fn reads from outside must keep their addresses between replays: allocate

@@ -19,6 +19,11 @@ void synchronize(int) { unavailable("synchronize"); }
 void set_allow_tf32(bool) { unavailable("set_allow_tf32"); }
 bool allow_tf32() { return false; }
 
+Event::Event(int) { unavailable("Event"); }
+Event::~Event() = default;
+void Event::record() { unavailable("Event::record"); }
+double Event::elapsed_ms(const Event&, const Event&) { unavailable("Event::elapsed_ms"); }
+
 struct Graph::Impl {};
 Graph::Graph() = default;
 Graph::~Graph() = default;

@@ -43,7 +43,9 @@ struct Plan {
   int ln = 1, spt = 1, dc = 1;
   int64_t tiles = 1;  // channel tiles per group
   size_t shared = 0;  // bytes of dynamic shared memory
-  int threads() const { return dc * ln; }
+  // Whole warps: the lanes of a channel sum with warp shuffles, which need every lane of the warp
+  // present; threads past dc * ln are idle lanes (their channel index is past the block's).
+  int threads() const { return (dc * ln + 31) / 32 * 32; }
 };
 
 // Values of shared memory per channel and per block (the layout is in the kernels below).

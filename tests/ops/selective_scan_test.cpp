@@ -351,9 +351,13 @@ TEST(SelectiveScan, WrongDeviceNamesTheOp) {
   TensorList in = make_inputs(c, DType::Float32, 140);
   Tensor u = in[0].to(Device::cuda(0));
   EXPECT_TRUE(test::throws_error([&] { selective_scan(u, in[1], in[2], in[3], in[4]); }, "selective_scan", "cuda"));
+  // The float64 reference and the Blelloch scan run on the CPU only, and say so.
   TensorList all_gpu;
   for (const Tensor& t : in) all_gpu.push_back(t.defined() ? t.to(Device::cuda(0)) : Tensor());
-  EXPECT_TRUE(test::throws_error([&] { scan(all_gpu, c); }, "selective_scan", "CPU only"));
+  EXPECT_TRUE(test::throws_error([&] { selective_scan_reference(all_gpu[0], all_gpu[1], all_gpu[2], all_gpu[3], all_gpu[4]); },
+                                 "selective_scan_reference", "runs on the CPU"));
+  EXPECT_TRUE(test::throws_error([&] { selective_scan_parallel(all_gpu[0], all_gpu[1], all_gpu[2], all_gpu[3], all_gpu[4]); },
+                                 "selective_scan_parallel", "runs on the CPU"));
 }
 
 }  // namespace

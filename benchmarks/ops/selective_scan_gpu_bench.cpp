@@ -1,0 +1,68 @@
+// The selective scan on a GPU at the sizes of the fused-scan issue (float32, B = 16, D = 1536,
+// N = 16, with z, D_skip, delta_bias and softplus; L = 512, 2048, 8192), forward alone and forward
+// + backward, timed with CUDA events. bytes/s counts the floor's bytes: u, delta, z, B, C read
+// once and y written once (forward); for forward + backward also dy read and du, ddelta, dz, dB,
+// dC written. The official kernel's times on the same card are in benchmarks/RESULTS.md.
+//   ./selective_scan_gpu_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include "cuda/runtime.h"
+#include "mambagrad.h"
+
+namespace {
+
+using namespace mg;
+
+struct ScanInputsOnGpu {
+  Tensor u, delta, A, Bm, Cm, D, z, delta_bias;
+};
+
+ScanInputsOnGpu make_inputs(int64_t B, int64_t D, int64_t L, int64_t N, bool grad) {
+  Generator gen(1);
+  const Device gpu = Device::cuda(0);
+  auto r = [&](Shape s, double lo, double hi) {
+    Tensor t = uniform(s, lo, hi, gen).to(gpu);
+    if (grad) t.requires_grad_(true);
+    return t;
+  };
+  return {r({B, D, L}, -1, 1), r({B, D, L}, -3, 0), r({D, N}, -2, -0.5), r({B, N, L}, -1, 1), r({B, N, L}, -1, 1),
+          r({D}, -1, 1),       r({B, D, L}, -1, 1), r({D}, -4, -2)};
+}
+
+SelectiveScanResult scan(const ScanInputsOnGpu& in) {
+  return selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm,
+                        {.D_skip = in.D, .z = in.z, .delta_bias = in.delta_bias, .delta_softplus = true});
+}
+
+void BM_scan_gpu(benchmark::State& state, bool backward) {
+  if (!cuda_is_available()) return state.SkipWithError("no CUDA GPU on this machine");
+  const int64_t B = 16, D = 1536, N = 16, L = state.range(0);
+  ScanInputsOnGpu in = make_inputs(B, D, L, N, backward);
+  Tensor dy = backward ? ones({B, D, L}, {.device = Device::cuda(0)}) : Tensor();
+  auto run = [&] {
+    if (!backward) {
+      NoGradGuard no_grad;
+      scan(in);
+      return;
+    }
+    scan(in).y.backward(dy);
+  };
+  for (int i = 0; i < 3; ++i) run();
+  cuda::Event start, end;
+  for (auto _ : state) {
+    start.record();
+    run();
+    end.record();
+    state.SetIterationTime(cuda::Event::elapsed_ms(start, end) / 1000.0);
+  }
+  const int64_t bdl = B * D * L * 4, bnl = B * N * L * 4;
+  const int64_t bytes = backward ? (4 * bdl + 2 * bnl) + (4 * bdl + 2 * bnl) : 4 * bdl + 2 * bnl;
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+
+BENCHMARK_CAPTURE(BM_scan_gpu, forward, false)->Arg(512)->Arg(2048)->Arg(8192)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_scan_gpu, forward_backward, true)->Arg(512)->Arg(2048)->Arg(8192)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
