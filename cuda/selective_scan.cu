@@ -14,10 +14,11 @@
 // backward walks the chunks in reverse: it recomputes the chunk's states from its checkpoint into
 // shared memory, then runs the adjoint recurrence backwards in time:
 //   dh_t = dA_{t+1} dh_{t+1} + gy_t C_t      (gy: the gradient of y before the z gate)
-// Gradients summed over channels (dB, dC) are summed first over the block's channels in shared
-// memory, then over the tiles in a second pass; those summed over the batch (dA, dD_skip,
+// Gradients summed over channels (dB, dC) are summed first over a warp's channels by shuffles,
+// then over the block's warps in shared memory, then over the tiles in a second pass; those summed over the batch (dA, dD_skip,
 // ddelta_bias) are written per batch item and summed in a second pass. Every sum has a fixed
 // order, so the gradients have the same bits on every run: there is no atomicAdd anywhere.
+// The variants tried are in cuda/dev/ (selective_scan_N.cu), their timings in benchmarks/RESULTS.md.
 #include "cuda/device_math.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
@@ -50,18 +51,22 @@ struct Plan {
 
 // Values of shared memory per channel and per block (the layout is in the kernels below).
 int64_t forward_shared_values(int64_t dc, int64_t N) { return 4 * dc * kPitch + 2 * N * kPitch; }
-int64_t backward_shared_values(int64_t dc, int64_t N, int64_t np) {
-  return 10 * dc * kPitch + 2 * N * kPitch + 3 * kChunk * dc * (np + 1);
+int64_t backward_shared_values(int64_t dc, int64_t N, int64_t np, int64_t warps) {
+  return 10 * dc * kPitch + 2 * N * kPitch + kChunk * dc * (np + 1) + 2 * kChunk * warps * N;
 }
 
 Plan make_plan(const ScanSizes& s, size_t element, bool backward) {
   Plan p;
   const int64_t np = pow2_at_least(s.dstate);
-  p.ln = static_cast<int>(std::min<int64_t>(np, 8));
+  // The forward spreads a channel's states over 4 lanes (fewer shuffles per state), the backward
+  // over 8 (fewer registers per thread, for its larger per-state work).
+  p.ln = static_cast<int>(std::min<int64_t>(np, backward ? 8 : 4));
   p.spt = static_cast<int>(np / p.ln);
   int64_t dc = kMaxThreads / p.ln;
   auto bytes = [&](int64_t c) {
-    return static_cast<size_t>(backward ? backward_shared_values(c, s.dstate, np) : forward_shared_values(c, s.dstate)) *
+    const int64_t warps = (c * p.ln + 31) / 32;
+    return static_cast<size_t>(backward ? backward_shared_values(c, s.dstate, np, warps)
+                                        : forward_shared_values(c, s.dstate)) *
            element;
   };
   while (dc > 1 && bytes(dc) > kSharedBudget) --dc;
@@ -71,6 +76,22 @@ Plan make_plan(const ScanSizes& s, size_t element, bool backward) {
   p.tiles = (cpg + dc - 1) / dc;
   p.shared = bytes(dc);
   return p;
+}
+
+// exp(dt a) as exp2(dt a2) with a2 = a log2(e) prepared once per state: exp2f is the hardware's
+// ex2 plus a fix-up, where expf first reduces its argument (several instructions more per step).
+__device__ inline float dexp2(float x) { return exp2f(x); }
+__device__ inline double dexp2(double x) { return exp2(x); }
+template <class T>
+constexpr T kLog2e = T(1.4426950408889634074);
+
+// Sum over the channels of one warp (the lanes with the same lane-in-channel), in a fixed
+// butterfly: 32 / LN channels share a warp.
+template <int LN, class T>
+__device__ T channel_sum(T v) {
+#pragma unroll
+  for (int offset = LN; offset < 32; offset *= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
 }
 
 template <int LN, class T>
@@ -154,12 +175,13 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
   const int64_t d = p.d0 + c, N = s.dstate, L = s.seqlen;
   const int64_t chunks = (L + kChunk - 1) / kChunk;
 
-  T a[SPT], h[SPT];
+  T a[SPT], a2[SPT], h[SPT];
 #pragma unroll
   for (int k = 0; k < SPT; ++k) {
     const int64_t n = lane + k * LN;
     const bool real = active && n < N;
     a[k] = real ? in.A[d * N + n] : T(0);
+    a2[k] = a[k] * kLog2e<T>;
     h[k] = real && in.h0 ? in.h0[(p.b * s.dim + d) * N + n] : T(0);
   }
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
@@ -175,7 +197,9 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
     stage_chunk(in, p, t0, len, u_s, dt_s, static_cast<T*>(nullptr), z_s, static_cast<const T*>(nullptr),
                 static_cast<T*>(nullptr), B_s, C_s);
     __syncthreads();
-    for (int t = 0; t < len; ++t) {
+#pragma unroll  // unrolled, so that one step's shuffles overlap the next steps' arithmetic
+    for (int t = 0; t < kChunk; ++t) {
+      if (t >= len) break;
       T acc = T(0);
       if (active) {
         const T u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t];
@@ -183,7 +207,7 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
         for (int k = 0; k < SPT; ++k) {
           const int64_t n = lane + k * LN;
           if (n >= N) continue;
-          const T dA = dexp(dt * a[k]);
+          const T dA = dexp2(dt * a2[k]);
           h[k] = dA * h[k] + hold_of(in.exact_zoh_b, dt, a[k], dA) * B_s[n * kPitch + t] * u;
           acc += C_s[n * kPitch + t] * h[k];
         }
@@ -245,9 +269,11 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
   T* B_s = dbias_s + dc * kPitch;   // [N][kPitch]
   T* C_s = B_s + N * kPitch;
   T* hist = C_s + N * kPitch;  // [kChunk][dc][NP + 1]: the states h_t of the chunk
-  T* redB = hist + kChunk * dc * (NP + 1);
-  T* redC = redB + kChunk * dc * (NP + 1);
+  const int warps = blockDim.x / 32, warp = threadIdx.x / 32;
+  T* redB = hist + kChunk * dc * (NP + 1);  // [kChunk][warps][N]: dB_t summed over a warp's channels
+  T* redC = redB + kChunk * warps * N;
   auto at = [&](int t, int c, int64_t n) { return (t * dc + c) * (NP + 1) + n; };
+  const bool writes_warp_sum = (threadIdx.x % 32) < LN;  // the lanes of the warp's first channel
 
   const BlockPlace p = place_block(s, dc, tiles);
   const int c = threadIdx.x / LN, lane = threadIdx.x % LN;
@@ -257,12 +283,13 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
   const bool exact = in.exact_zoh_b;
 
   for (int i = threadIdx.x; i < dc * kPitch; i += blockDim.x) dD_s[i] = dbias_s[i] = T(0);
-  T a[SPT], carry[SPT], dA_acc[SPT], h_in[SPT];
+  T a[SPT], a2[SPT], carry[SPT], dA_acc[SPT], h_in[SPT];
 #pragma unroll
   for (int k = 0; k < SPT; ++k) {
     const int64_t n = lane + k * LN;
     const bool real = active && n < N;
     a[k] = real ? in.A[d * N + n] : T(0);
+    a2[k] = a[k] * kLog2e<T>;
     carry[k] = real && dlast ? dlast[(p.b * s.dim + d) * N + n] : T(0);
     dA_acc[k] = T(0);
   }
@@ -289,7 +316,7 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
           for (int k = 0; k < SPT; ++k) {
             const int64_t n = lane + k * LN;
             if (n >= N) continue;
-            const T dA = dexp(dt * a[k]);
+            const T dA = dexp2(dt * a2[k]);
             h[k] = dA * h[k] + hold_of(exact, dt, a[k], dA) * B_s[n * kPitch + t] * u;
             hist[at(t, c, n)] = h[k];
             acc += C_s[n * kPitch + t] * h[k];
@@ -320,7 +347,9 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
     __syncthreads();
     // 3. The adjoint recurrence, backwards through the chunk.
     for (int t = len - 1; t >= 0; --t) {
-      T ddt = T(0), du = T(0);
+      T ddt = T(0), du = T(0), sum_b[SPT], sum_c[SPT];
+#pragma unroll
+      for (int k = 0; k < SPT; ++k) sum_b[k] = sum_c[k] = T(0);
       if (active) {
         const T gy = gy_s[c * kPitch + t], u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t];
 #pragma unroll
@@ -330,10 +359,10 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
           const T h_prev = t > 0 ? hist[at(t - 1, c, n)] : h_in[k];
           const T Bn = B_s[n * kPitch + t], Cn = C_s[n * kPitch + t];
           const T dh = carry[k] + gy * Cn;  // dL/dh_t
-          const T dA = dexp(dt * a[k]);
+          const T dA = dexp2(dt * a2[k]);
           const T hold = hold_of(exact, dt, a[k], dA);
-          redC[at(t, c, n)] = gy * hist[at(t, c, n)];  // dC_t += gy h_t
-          redB[at(t, c, n)] = dh * hold * u;          // dB_t += dh hold u
+          sum_c[k] = gy * hist[at(t, c, n)];  // dC_t += gy h_t
+          sum_b[k] = dh * hold * u;           // dB_t += dh hold u
           // h_t = dA h_{t-1} + hold B u, dA = exp(dt a), hold = dt or (exp(dt a) - 1) / a:
           ddt += dh * (h_prev * a[k] * dA + Bn * u * (exact ? dA : T(1)));
           du += dh * hold * Bn;
@@ -347,9 +376,18 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
         ddt_s[c * kPitch + t] = ddt;
         du_s[c * kPitch + t] = du;
       }
+#pragma unroll
+      for (int k = 0; k < SPT; ++k) {  // dB_t, dC_t over the warp's channels (all lanes take part)
+        const T b_sum = channel_sum<LN>(sum_b[k]), c_sum = channel_sum<LN>(sum_c[k]);
+        const int64_t n = lane + k * LN;
+        if (writes_warp_sum && n < N) {
+          redB[(t * warps + warp) * N + n] = b_sum;
+          redC[(t * warps + warp) * N + n] = c_sum;
+        }
+      }
     }
     __syncthreads();
-    // 4. Per (channel, t): du and ddelta; per (n, t): dB and dC summed over the block's channels.
+    // 4. Per (channel, t): du and ddelta; per (n, t): dB and dC summed over the block's warps.
     for (int i = threadIdx.x; i < p.nch * kChunk; i += blockDim.x) {
       const int cc = i / kChunk, t = i % kChunk;
       if (t >= len) continue;
@@ -364,9 +402,9 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
       const int t = i % kChunk;
       if (t >= len) continue;
       T sum_b = T(0), sum_c = T(0);
-      for (int cc = 0; cc < p.nch; ++cc) {
-        sum_b += redB[at(t, cc, n)];
-        sum_c += redC[at(t, cc, n)];
+      for (int v = 0; v < warps; ++v) {
+        sum_b += redB[(t * warps + v) * N + n];
+        sum_c += redC[(t * warps + v) * N + n];
       }
       const int64_t row = ((p.b * s.groups + p.g) * tiles + p.tile) * 2;
       work[w.bc + (row * N + n) * L + t0 + t] = sum_b;
@@ -440,6 +478,10 @@ void dispatch_plan(const Plan& p, Fn&& fn) {
     case 101: return fn.template operator()<1, 1>();
     case 201: return fn.template operator()<2, 1>();
     case 401: return fn.template operator()<4, 1>();
+    case 402: return fn.template operator()<4, 2>();
+    case 404: return fn.template operator()<4, 4>();
+    case 408: return fn.template operator()<4, 8>();
+    case 416: return fn.template operator()<4, 16>();
     case 801: return fn.template operator()<8, 1>();
     case 802: return fn.template operator()<8, 2>();
     case 804: return fn.template operator()<8, 4>();
