@@ -33,6 +33,13 @@ constexpr int kMaxThreads = 256;
 constexpr size_t kSharedBudget = 96 << 10;  // per block: two blocks fit on an H100/H200 multiprocessor
 constexpr int64_t kMaxDstate = 64;
 
+// The forward's checkpoint buffer holds the state entering every chunk (B, D, chunks, N), then y
+// before D_skip and the gate, <C_t, h_t> (B, D, L): the backward reads that instead of summing
+// C h over the states again.
+__host__ __device__ inline int64_t checkpoint_states_numel(const ScanSizes& s) {
+  return s.batch * s.dim * ((s.seqlen + kChunk - 1) / kChunk) * s.dstate;
+}
+
 int64_t pow2_at_least(int64_t n) {
   int64_t p = 1;
   while (p < n) p *= 2;
@@ -52,7 +59,7 @@ struct Plan {
 // Values of shared memory per channel and per block (the layout is in the kernels below).
 int64_t forward_shared_values(int64_t dc, int64_t N) { return 4 * dc * kPitch + 2 * N * kPitch; }
 int64_t backward_shared_values(int64_t dc, int64_t N, int64_t np, int64_t warps) {
-  return 10 * dc * kPitch + 2 * N * kPitch + kChunk * dc * (np + 1) + 2 * kChunk * warps * N;
+  return 9 * dc * kPitch + 2 * N * kPitch + kChunk * dc * (np + 1) + 2 * kChunk * warps * N;
 }
 
 Plan make_plan(const ScanSizes& s, size_t element, bool backward) {
@@ -159,7 +166,8 @@ __device__ T hold_of(bool exact, T dt, T a, T dA) {
 }
 
 template <class T, int LN, int SPT>
-__global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* checkpoints, int dc, int64_t tiles) {
+__global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* checkpoints, T* y_pre, int dc,
+                                    int64_t tiles) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T* u_s = reinterpret_cast<T*>(shared_bytes);  // [dc][kPitch]
   T* dt_s = u_s + dc * kPitch;
@@ -172,13 +180,14 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
   const BlockPlace p = place_block(s, dc, tiles);
   const int c = threadIdx.x / LN, lane = threadIdx.x % LN;
   const bool active = c < p.nch;
-  const int64_t d = p.d0 + c, N = s.dstate, L = s.seqlen;
+  const int64_t d = p.d0 + c, L = s.seqlen;
+  const int N = static_cast<int>(s.dstate);
   const int64_t chunks = (L + kChunk - 1) / kChunk;
 
   T a[SPT], a2[SPT], h[SPT];
 #pragma unroll
   for (int k = 0; k < SPT; ++k) {
-    const int64_t n = lane + k * LN;
+    const int n = lane + k * LN;
     const bool real = active && n < N;
     a[k] = real ? in.A[d * N + n] : T(0);
     a2[k] = a[k] * kLog2e<T>;
@@ -190,7 +199,7 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
     if (checkpoints && active) {
 #pragma unroll
       for (int k = 0; k < SPT; ++k) {
-        const int64_t n = lane + k * LN;
+        const int n = lane + k * LN;
         if (n < N) checkpoints[((p.b * s.dim + d) * chunks + chunk) * N + n] = h[k];
       }
     }
@@ -205,7 +214,7 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
         const T u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t];
 #pragma unroll
         for (int k = 0; k < SPT; ++k) {
-          const int64_t n = lane + k * LN;
+          const int n = lane + k * LN;
           if (n >= N) continue;
           const T dA = dexp2(dt * a2[k]);
           h[k] = dA * h[k] + hold_of(in.exact_zoh_b, dt, a[k], dA) * B_s[n * kPitch + t] * u;
@@ -220,7 +229,9 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
       const int cc = i / kChunk, t = i % kChunk;
       if (t >= len) continue;
       const int64_t dd = p.d0 + cc, idx = (p.b * s.dim + dd) * L + t0 + t;
-      T out = ypre_s[cc * kPitch + t] + (in.D_skip ? in.D_skip[dd] * u_s[cc * kPitch + t] : T(0));
+      const T ch = ypre_s[cc * kPitch + t];  // <C_t, h_t>
+      if (y_pre) y_pre[idx] = ch;
+      T out = ch + (in.D_skip ? in.D_skip[dd] * u_s[cc * kPitch + t] : T(0));
       if (in.z) out *= dsilu(z_s[cc * kPitch + t]);
       y[idx] = out;
     }
@@ -229,7 +240,7 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
   if (active) {
 #pragma unroll
     for (int k = 0; k < SPT; ++k) {
-      const int64_t n = lane + k * LN;
+      const int n = lane + k * LN;
       if (n < N) last_state[(p.b * s.dim + d) * N + n] = h[k];
     }
   }
@@ -254,15 +265,16 @@ template <class T, int LN, int SPT>
 __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast,
                                      ScanGrads<T> grads, T* work, Workspace w, int dc, int64_t tiles) {
   const ScanSizes& s = in.size;
-  const int64_t N = s.dstate, L = s.seqlen, NP = LN * SPT;
+  const int N = static_cast<int>(s.dstate);
+  const int64_t L = s.seqlen;
+  constexpr int NP = LN * SPT;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  T* u_s = reinterpret_cast<T*>(shared_bytes);  // ten [dc][kPitch] arrays
+  T* u_s = reinterpret_cast<T*>(shared_bytes);  // nine [dc][kPitch] arrays
   T* dt_s = u_s + dc * kPitch;
   T* dsp_s = dt_s + dc * kPitch;
   T* z_s = dsp_s + dc * kPitch;
   T* gy_s = z_s + dc * kPitch;  // dy when staged, then the gradient of y before the gate
-  T* ypre_s = gy_s + dc * kPitch;
-  T* ddt_s = ypre_s + dc * kPitch;
+  T* ddt_s = gy_s + dc * kPitch;
   T* du_s = ddt_s + dc * kPitch;
   T* dD_s = du_s + dc * kPitch;     // running sums over chunks, per (channel, t mod kChunk)
   T* dbias_s = dD_s + dc * kPitch;  // likewise
@@ -272,7 +284,7 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
   const int warps = blockDim.x / 32, warp = threadIdx.x / 32;
   T* redB = hist + kChunk * dc * (NP + 1);  // [kChunk][warps][N]: dB_t summed over a warp's channels
   T* redC = redB + kChunk * warps * N;
-  auto at = [&](int t, int c, int64_t n) { return (t * dc + c) * (NP + 1) + n; };
+  auto at = [&](int t, int c, int n) { return (t * dc + c) * (NP + 1) + n; };
   const bool writes_warp_sum = (threadIdx.x % 32) < LN;  // the lanes of the warp's first channel
 
   const BlockPlace p = place_block(s, dc, tiles);
@@ -281,12 +293,13 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
   const int64_t d = p.d0 + c;
   const int64_t chunks = (L + kChunk - 1) / kChunk;
   const bool exact = in.exact_zoh_b;
+  const T* y_saved = checkpoints + checkpoint_states_numel(s);  // <C_t, h_t> from the forward
 
   for (int i = threadIdx.x; i < dc * kPitch; i += blockDim.x) dD_s[i] = dbias_s[i] = T(0);
   T a[SPT], a2[SPT], carry[SPT], dA_acc[SPT], h_in[SPT];
 #pragma unroll
   for (int k = 0; k < SPT; ++k) {
-    const int64_t n = lane + k * LN;
+    const int n = lane + k * LN;
     const bool real = active && n < N;
     a[k] = real ? in.A[d * N + n] : T(0);
     a2[k] = a[k] * kLog2e<T>;
@@ -298,35 +311,30 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
     const int len = static_cast<int>(min(static_cast<int64_t>(kChunk), L - t0));
 #pragma unroll
     for (int k = 0; k < SPT; ++k) {
-      const int64_t n = lane + k * LN;
+      const int n = lane + k * LN;
       h_in[k] = active && n < N ? checkpoints[((p.b * s.dim + d) * chunks + chunk) * N + n] : T(0);
     }
     stage_chunk(in, p, t0, len, u_s, dt_s, dsp_s, z_s, dy, gy_s, B_s, C_s);
     __syncthreads();
-    // 1. The chunk's states again, from its checkpoint; and y before the gate.
+    // 1. The chunk's states again, from its checkpoint.
     {
       T h[SPT];
 #pragma unroll
       for (int k = 0; k < SPT; ++k) h[k] = h_in[k];
-      for (int t = 0; t < len; ++t) {
-        T acc = T(0);
-        if (active) {
+      if (active) {
+        for (int t = 0; t < len; ++t) {
           const T u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t];
 #pragma unroll
           for (int k = 0; k < SPT; ++k) {
-            const int64_t n = lane + k * LN;
+            const int n = lane + k * LN;
             if (n >= N) continue;
             const T dA = dexp2(dt * a2[k]);
             h[k] = dA * h[k] + hold_of(exact, dt, a[k], dA) * B_s[n * kPitch + t] * u;
             hist[at(t, c, n)] = h[k];
-            acc += C_s[n * kPitch + t] * h[k];
           }
         }
-        acc = lane_sum<LN>(acc);
-        if (active && lane == 0) ypre_s[c * kPitch + t] = acc;
       }
     }
-    __syncthreads();
     // 2. Per (channel, t): through the gate. y = (ypre + D u) silu(z):
     //    gy = dy silu(z),  dz = dy (ypre + D u) silu'(z),  silu' = s (1 + z (1 - s))
     for (int i = threadIdx.x; i < p.nch * kChunk; i += blockDim.x) {
@@ -337,7 +345,7 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
       T gy = g;
       if (in.z) {
         const T z = z_s[cc * kPitch + t], sz = dsigmoid(z);
-        const T y_pre = ypre_s[cc * kPitch + t] + (in.D_skip ? in.D_skip[dd] * u_s[cc * kPitch + t] : T(0));
+        const T y_pre = y_saved[idx] + (in.D_skip ? in.D_skip[dd] * u_s[cc * kPitch + t] : T(0));
         if (grads.dz) grads.dz[idx] = g * y_pre * sz * (T(1) + z * (T(1) - sz));
         gy = g * z * sz;
       }
@@ -354,7 +362,7 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
         const T gy = gy_s[c * kPitch + t], u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t];
 #pragma unroll
         for (int k = 0; k < SPT; ++k) {
-          const int64_t n = lane + k * LN;
+          const int n = lane + k * LN;
           if (n >= N) continue;
           const T h_prev = t > 0 ? hist[at(t - 1, c, n)] : h_in[k];
           const T Bn = B_s[n * kPitch + t], Cn = C_s[n * kPitch + t];
@@ -379,7 +387,7 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
 #pragma unroll
       for (int k = 0; k < SPT; ++k) {  // dB_t, dC_t over the warp's channels (all lanes take part)
         const T b_sum = channel_sum<LN>(sum_b[k]), c_sum = channel_sum<LN>(sum_c[k]);
-        const int64_t n = lane + k * LN;
+        const int n = lane + k * LN;
         if (writes_warp_sum && n < N) {
           redB[(t * warps + warp) * N + n] = b_sum;
           redC[(t * warps + warp) * N + n] = c_sum;
@@ -415,7 +423,7 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
   if (active) {
 #pragma unroll
     for (int k = 0; k < SPT; ++k) {
-      const int64_t n = lane + k * LN;
+      const int n = lane + k * LN;
       if (n >= N) continue;
       const int64_t bdn = (p.b * s.dim + d) * N + n;
       if (grads.dh0) grads.dh0[bdn] = carry[k];  // dL/dh_{-1} = dA_0 dh_0
@@ -504,7 +512,7 @@ void check_dstate(const ScanSizes& s) {
 }  // namespace
 
 int64_t selective_scan_checkpoint_numel(const ScanSizes& s) {
-  return s.batch * s.dim * ((s.seqlen + kChunk - 1) / kChunk) * s.dstate;
+  return checkpoint_states_numel(s) + s.batch * s.dim * s.seqlen;
 }
 
 int64_t selective_scan_workspace_numel(const ScanSizes& s, DType dtype) {
@@ -523,9 +531,9 @@ void selective_scan_forward(const ScanInputs<T>& in, T* y, T* last_state, T* che
   dispatch_plan(plan, [&]<int LN, int SPT>() {
     auto kernel = scan_forward_kernel<T, LN, SPT>;
     allow_shared(kernel, plan.shared);
-    kernel<<<static_cast<unsigned>(blocks), plan.threads(), plan.shared, current_stream()>>>(in, y, last_state,
-                                                                                           checkpoints, plan.dc,
-                                                                                           plan.tiles);
+    T* y_pre = checkpoints ? checkpoints + checkpoint_states_numel(s) : nullptr;
+    kernel<<<static_cast<unsigned>(blocks), plan.threads(), plan.shared, current_stream()>>>(
+        in, y, last_state, checkpoints, y_pre, plan.dc, plan.tiles);
   });
   CUDA_CHECK_LAUNCH();
 }
