@@ -123,6 +123,25 @@ struct GeluOp {
   }
 };
 
+// GPT-2's GELU: the tanh approximation of x Phi(x) (Hendrycks & Gimpel 2016, eq. in section 2),
+// as torch.nn.functional.gelu(x, approximate="tanh"):
+//   gelu_tanh(x) = x/2 (1 + tanh(u)),  u = k (x + c x^3),  k = sqrt(2 / pi),  c = 0.044715
+struct GeluTanhOp {
+  static constexpr const char* name = "gelu_tanh";
+  static constexpr int kSaves = kSavesInput;
+  static constexpr double k = 0.79788456080286535588, c = 0.044715;
+  template <class T> T forward(T x) const {
+    return T(0.5) * x * (T(1) + cpu::fast_tanh(T(k) * (x + T(c) * x * x * x)));
+  }
+  // d/dx = (1 + t) / 2 + x/2 (1 - t^2) du/dx,  t = tanh(u),  du/dx = k (1 + 3 c x^2)
+  template <class T> T backward(T g, T x, T) const {
+    T x2 = x * x;
+    T t = cpu::fast_tanh(T(k) * (x + T(c) * x2 * x));
+    T du = T(k) * (T(1) + T(3 * c) * x2);
+    return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
+  }
+};
+
 struct SiluOp {
   static constexpr UnaryOp kind = UnaryOp::Silu;
   static constexpr const char* name = "silu";
@@ -201,6 +220,7 @@ Tensor sigmoid(const Tensor& x) { return unary_op<SigmoidOp>(x); }
 Tensor tanh(const Tensor& x) { return unary_op<TanhOp>(x); }
 Tensor relu(const Tensor& x) { return unary_op<ReluOp>(x); }
 Tensor gelu(const Tensor& x) { return unary_op<GeluOp>(x); }
+Tensor gelu_tanh(const Tensor& x) { return unary_op<GeluTanhOp>(x); }
 Tensor silu(const Tensor& x) { return unary_op<SiluOp>(x); }
 Tensor softplus(const Tensor& x, double beta, double threshold) {
   MG_CHECK(beta != 0.0, "softplus: beta must be nonzero, got 0 (input ", x.shape(), ")");
