@@ -10,12 +10,17 @@
 //     dp_ij = dout_i . v_j
 //     ds_ij = p_ij (dp_ij - D_i),    D_i = sum_j p_ij dp_ij = dout_i . out_i
 //     dq_i  = scale sum_j ds_ij k_j,  dk_j = scale sum_i ds_ij q_i
-// Inner products run over a key block transposed into a (Dh, kBlockK) buffer, so that one query
-// row against 64 keys is a loop over Dh of 64-wide multiply-adds the compiler vectorizes.
+//
+// Every product is one shape, C (rows, 64) += A (rows, K) B (K, 64), with the block's 64 keys or
+// 64 queries along the vector dimension (block_product below): the head size Dh (often 28 or 64)
+// is only ever a loop count, never a vector width. So the blocks are kept transposed where that
+// puts 64 along the rows: K^T and V^T (Dh, 64), the output o^T (Dh, 64 queries), dk^T and dv^T
+// (Dh, 64), dq^T (Dh, Lq).
 #include "ops/cpu/attention.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -26,32 +31,65 @@ namespace mg::cpu {
 
 namespace {
 
-constexpr int64_t kBlockQ = 64;  // query rows per forward work item
-constexpr int64_t kBlockK = 64;  // keys per block: the width of the score buffer
+constexpr int64_t kBlock = 64;  // queries per block and keys per block
 
-// Keys j0 .. j0 + n of head (b, h), transposed into kt (Dh, kBlockK); zero beyond n.
+// 64 bytes of T: one AVX-512 register (two AVX2 ones elsewhere).
+template <class T> struct Vec64;
+template <> struct Vec64<float> { typedef float type __attribute__((vector_size(64))); };
+template <> struct Vec64<double> { typedef double type __attribute__((vector_size(64))); };
+
+// C (rows, 64) = or += A (rows, K) B (K, 64), where A(r, k) = a[r * a_row + k * a_k] (any strides:
+// a row-major block, a transposed one, a strided view of the caller's tensor), B has rows of 64
+// contiguous elements, and C's rows are ldc apart. R rows of C stay in registers while k runs.
+template <int R, class T>
+inline void block_product_rows(T* c, int64_t ldc, const T* a, int64_t a_row, int64_t a_k, const T* b, int64_t K,
+                               bool accumulate) {
+  using V = typename Vec64<T>::type;
+  constexpr int kVecs = kBlock * sizeof(T) / 64;  // vectors per row of 64
+  V acc[R][kVecs];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < kVecs; ++v) {
+      if (accumulate) std::memcpy(&acc[r][v], c + r * ldc + v * (64 / sizeof(T)), 64);
+      else acc[r][v] = V{};
+    }
+  for (int64_t k = 0; k < K; ++k) {
+    V brow[kVecs];
+    std::memcpy(brow, b + k * kBlock, sizeof brow);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const T x = a[r * a_row + k * a_k];
+#pragma GCC unroll 8
+      for (int v = 0; v < kVecs; ++v) acc[r][v] += x * brow[v];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < kVecs; ++v) std::memcpy(c + r * ldc + v * (64 / sizeof(T)), &acc[r][v], 64);
+}
+
+template <class T>
+void block_product(T* c, int64_t ldc, const T* a, int64_t a_row, int64_t a_k, const T* b, int64_t rows, int64_t K,
+                   bool accumulate) {
+  constexpr int kRows = sizeof(T) == 4 ? 4 : 2;  // 16 accumulator registers either way
+  int64_t r = 0;
+  for (; r + kRows <= rows; r += kRows)
+    block_product_rows<kRows>(c + r * ldc, ldc, a + r * a_row, a_row, a_k, b, K, accumulate);
+  for (; r < rows; ++r) block_product_rows<1>(c + r * ldc, ldc, a + r * a_row, a_row, a_k, b, K, accumulate);
+}
+
+// Keys j0 .. j0 + n of head (b, h), transposed into kt (Dh, 64); zero beyond n.
 template <class T>
 void load_transposed(T* kt, const HeadsView<const T>& k, int64_t b, int64_t h, int64_t j0, int64_t n, int64_t Dh) {
-  for (int64_t jj = 0; jj < kBlockK; ++jj) {
-    if (jj < n) {
-      const T* row = k.row(b, h, j0 + jj);
-      for (int64_t d = 0; d < Dh; ++d) kt[d * kBlockK + jj] = row[d];
-    } else {
-      for (int64_t d = 0; d < Dh; ++d) kt[d * kBlockK + jj] = T(0);
-    }
+  for (int64_t jj = 0; jj < kBlock; ++jj) {
+    const T* row = jj < n ? k.row(b, h, j0 + jj) : nullptr;
+    for (int64_t d = 0; d < Dh; ++d) kt[d * kBlock + jj] = row ? row[d] : T(0);
   }
 }
 
-// s[jj] = x . kt[:, jj] for the kBlockK keys of the block.   x: (Dh), kt: (Dh, kBlockK)
+// dst (64, 64) = src^T for src (rows, 64); dst's columns >= rows are zero.
 template <class T>
-void row_times_block(T* s, const T* x, const T* kt, int64_t Dh) {
-  T acc[kBlockK] = {};
-  for (int64_t d = 0; d < Dh; ++d) {
-    const T xd = x[d];
-    const T* kr = kt + d * kBlockK;
-    for (int64_t jj = 0; jj < kBlockK; ++jj) acc[jj] += xd * kr[jj];
-  }
-  std::copy(acc, acc + kBlockK, s);
+void transpose_block(T* dst, const T* src, int64_t rows) {
+  for (int64_t j = 0; j < kBlock; ++j)
+    for (int64_t r = 0; r < kBlock; ++r) dst[j * kBlock + r] = r < rows ? src[r * kBlock + j] : T(0);
 }
 
 // How many of the n keys starting at j0 query i sees.
@@ -60,125 +98,127 @@ int64_t visible_keys(const AttentionSizes& sz, int64_t i, int64_t j0, int64_t n)
   return std::clamp<int64_t>(i + (sz.Lk - sz.Lq) + 1 - j0, 0, n);
 }
 
-// One work item of the forward: query rows [i0, i0 + nq) of head (b, h).
+// One work item of the forward: query rows [i0, i0 + nq) of head (b, h), nq <= 64.
 template <class T>
 void forward_block(const HeadsView<T>& out, T* lse, const HeadsView<const T>& q, const HeadsView<const T>& k,
                    const HeadsView<const T>& v, const AttentionSizes& sz, int64_t b, int64_t h, int64_t i0,
                    int64_t nq, std::vector<T>& scratch) {
   const int64_t Dh = sz.Dh;
-  scratch.assign(Dh * kBlockK + nq * Dh + 2 * nq, T(0));
-  T* kt = scratch.data();        // (Dh, kBlockK)
-  T* acc = kt + Dh * kBlockK;    // (nq, Dh): the running output o
-  T* m = acc + nq * Dh;          // (nq): running max
-  T* l = m + nq;                 // (nq): running sum of exp(s - m)
-  std::fill(m, m + nq, -std::numeric_limits<T>::infinity());
+  scratch.assign(3 * Dh * kBlock + 2 * kBlock * kBlock + 3 * kBlock, T(0));
+  T* kt = scratch.data();          // (Dh, 64): the key block, transposed
+  T* ot = kt + Dh * kBlock;        // (Dh, 64 queries): the running output o, transposed
+  T* s = ot + Dh * kBlock;         // (64 queries, 64 keys): scores, then p
+  T* pt = s + kBlock * kBlock;     // (64 keys, 64 queries): p transposed
+  T* m = pt + kBlock * kBlock;     // (64): running max
+  T* l = m + kBlock;               // (64): running sum of exp(s - m)
+  T* alpha = l + kBlock;           // (64): this block's rescaling exp(m_old - m_new)
+  std::fill(m, m + kBlock, -std::numeric_limits<T>::infinity());
+  std::fill(alpha, alpha + kBlock, T(1));
   const T scale = static_cast<T>(sz.scale);
-  // The last key any row of this block sees.
-  const int64_t key_end = sz.causal ? std::min(sz.Lk, i0 + nq + (sz.Lk - sz.Lq)) : sz.Lk;
-  T s[kBlockK];
-  for (int64_t j0 = 0; j0 < key_end; j0 += kBlockK) {
-    const int64_t n = std::min(kBlockK, key_end - j0);
+  const int64_t key_end = sz.causal ? std::min(sz.Lk, i0 + nq + (sz.Lk - sz.Lq)) : sz.Lk;  // past every row's last key
+  for (int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
+    const int64_t n = std::min(kBlock, key_end - j0);
     load_transposed(kt, k, b, h, j0, n, Dh);
+    block_product(s, kBlock, q.row(b, h, i0), q.stride_l, 1, kt, nq, Dh, false);  // s = q k^T: (nq, 64)
     for (int64_t r = 0; r < nq; ++r) {
+      T* row = s + r * kBlock;
       const int64_t vis = visible_keys(sz, i0 + r, j0, n);
-      if (vis == 0) continue;
-      row_times_block(s, q.row(b, h, i0 + r), kt, Dh);
       T block_max = -std::numeric_limits<T>::infinity();
-      for (int64_t jj = 0; jj < vis; ++jj) {
-        s[jj] *= scale;
-        block_max = s[jj] > block_max ? s[jj] : block_max;
-      }
+      for (int64_t jj = 0; jj < vis; ++jj) block_max = std::max(block_max, row[jj] * scale);
       const T m_new = std::max(m[r], block_max);
-      const T alpha = std::exp(m[r] - m_new);  // 0 at the first block (m = -inf)
+      alpha[r] = vis == 0 ? T(1) : std::exp(m[r] - m_new);  // 0 at the first block (m = -inf)
       T sum = 0;
-      for (int64_t jj = 0; jj < vis; ++jj) {
-        s[jj] = fast_exp(s[jj] - m_new);
-        sum += s[jj];
+      for (int64_t jj = 0; jj < kBlock; ++jj) {
+        const T p = jj < vis ? fast_exp(row[jj] * scale - m_new) : T(0);
+        row[jj] = p;
+        sum += p;
       }
-      l[r] = l[r] * alpha + sum;
-      m[r] = m_new;
-      T* o = acc + r * Dh;
-      if (alpha != T(1))
-        for (int64_t d = 0; d < Dh; ++d) o[d] *= alpha;
-      for (int64_t jj = 0; jj < vis; ++jj) {
-        const T p = s[jj];
-        const T* vr = v.row(b, h, j0 + jj);
-        for (int64_t d = 0; d < Dh; ++d) o[d] += p * vr[d];
-      }
+      if (vis > 0) m[r] = m_new;
+      l[r] = l[r] * alpha[r] + sum;
     }
+    transpose_block(pt, s, nq);
+    for (int64_t d = 0; d < Dh; ++d)
+      for (int64_t r = 0; r < kBlock; ++r) ot[d * kBlock + r] *= alpha[r];
+    // o^T (Dh, 64 queries) += v^T (Dh, n) p^T (n, 64 queries); v^T(d, j) = v[j0 + j][d]
+    block_product(ot, kBlock, v.row(b, h, j0), 1, v.stride_l, pt, Dh, n, true);
   }
   for (int64_t r = 0; r < nq; ++r) {
     T* dst = out.row(b, h, i0 + r);
     const T inv = T(1) / l[r];
-    for (int64_t d = 0; d < Dh; ++d) dst[d] = acc[r * Dh + d] * inv;
+    for (int64_t d = 0; d < Dh; ++d) dst[d] = ot[d * kBlock + r] * inv;
     lse[(b * sz.H + h) * sz.Lq + i0 + r] = m[r] + std::log(l[r]);
   }
 }
 
-// The backward of one head (b, h): all of its dq, dk and dv rows.
+// The backward of one head (b, h): all of its dq, dk and dv rows. Key blocks outside, query
+// blocks inside: dk and dv of a key block are finished before the next; dq^T accumulates over
+// key blocks in order.
 template <class T>
 void backward_head(const HeadsView<T>& dq, const HeadsView<T>& dk, const HeadsView<T>& dv,
                    const HeadsView<const T>& dout, const HeadsView<const T>& q, const HeadsView<const T>& k,
                    const HeadsView<const T>& v, const HeadsView<const T>& out, const T* lse, const AttentionSizes& sz,
                    int64_t b, int64_t h) {
   const int64_t Dh = sz.Dh, Lq = sz.Lq, Lk = sz.Lk;
+  const int64_t dq_cols = Lq + kBlock;  // room for a last block that starts anywhere
   const T scale = static_cast<T>(sz.scale);
   const T* lse_h = lse + (b * sz.H + h) * Lq;
-  std::vector<T> buffer(2 * Dh * kBlockK + 2 * kBlockK * Dh + Lq, T(0));
-  T* kt = buffer.data();            // (Dh, kBlockK): the block's keys, transposed
-  T* vt = kt + Dh * kBlockK;        // (Dh, kBlockK): its values, transposed
-  T* dk_acc = vt + Dh * kBlockK;    // (kBlockK, Dh)
-  T* dv_acc = dk_acc + kBlockK * Dh;  // (kBlockK, Dh)
-  T* D = dv_acc + kBlockK * Dh;     // (Lq): dout_i . out_i
+  std::vector<T> buffer(4 * Dh * kBlock + 3 * kBlock * kBlock + Dh * dq_cols + Lq, T(0));
+  T* kt = buffer.data();                 // (Dh, 64): the key block, transposed
+  T* vt = kt + Dh * kBlock;              // (Dh, 64): its values, transposed
+  T* dkt = vt + Dh * kBlock;             // (Dh, 64): dk of the block, transposed (without the scale)
+  T* dvt = dkt + Dh * kBlock;            // (Dh, 64): dv of the block, transposed
+  T* p = dvt + Dh * kBlock;              // (64 queries, 64 keys)
+  T* ds = p + kBlock * kBlock;           // (64 queries, 64 keys): dp, then ds
+  T* dst = ds + kBlock * kBlock;         // (64 keys, 64 queries): ds transposed
+  T* dqt = dst + kBlock * kBlock;        // (Dh, dq_cols): dq transposed (without the scale)
+  T* D = dqt + Dh * dq_cols;             // (Lq): dout_i . out_i
   for (int64_t i = 0; i < Lq; ++i) {
     const T* g = dout.row(b, h, i);
     const T* o = out.row(b, h, i);
     double dot = 0;
     for (int64_t d = 0; d < Dh; ++d) dot += static_cast<double>(g[d]) * o[d];
     D[i] = static_cast<T>(dot);
-    std::fill(dq.row(b, h, i), dq.row(b, h, i) + Dh, T(0));
   }
-  T p[kBlockK], dp[kBlockK], ds[kBlockK];
-  for (int64_t j0 = 0; j0 < Lk; j0 += kBlockK) {
-    const int64_t n = std::min(kBlockK, Lk - j0);
+  for (int64_t j0 = 0; j0 < Lk; j0 += kBlock) {
+    const int64_t n = std::min(kBlock, Lk - j0);
     load_transposed(kt, k, b, h, j0, n, Dh);
     load_transposed(vt, v, b, h, j0, n, Dh);
-    std::fill(dk_acc, dk_acc + 2 * kBlockK * Dh, T(0));  // dk_acc and dv_acc
-    const int64_t first = sz.causal ? std::max<int64_t>(0, j0 - (Lk - Lq)) : 0;
-    for (int64_t i = first; i < Lq; ++i) {
-      const int64_t vis = visible_keys(sz, i, j0, n);
-      const T* qi = q.row(b, h, i);
-      const T* gi = dout.row(b, h, i);
-      row_times_block(p, qi, kt, Dh);
-      row_times_block(dp, gi, vt, Dh);
-      for (int64_t jj = 0; jj < vis; ++jj) {
-        p[jj] = fast_exp(scale * p[jj] - lse_h[i]);
-        ds[jj] = p[jj] * (dp[jj] - D[i]);
-      }
-      for (int64_t jj = 0; jj < vis; ++jj) {
-        T* dvr = dv_acc + jj * Dh;
-        T* dkr = dk_acc + jj * Dh;
-        const T pj = p[jj], dsj = ds[jj];
-        for (int64_t d = 0; d < Dh; ++d) {
-          dvr[d] += pj * gi[d];
-          dkr[d] += dsj * qi[d];
+    std::fill(dkt, dkt + 2 * Dh * kBlock, T(0));  // dkt and dvt
+    const int64_t first = sz.causal ? std::max<int64_t>(0, j0 - (Lk - Lq)) : 0;  // the first query that sees j0
+    for (int64_t i0 = first; i0 < Lq; i0 += kBlock) {
+      const int64_t nq = std::min(kBlock, Lq - i0);
+      block_product(p, kBlock, q.row(b, h, i0), q.stride_l, 1, kt, nq, Dh, false);       // s = q k^T
+      block_product(ds, kBlock, dout.row(b, h, i0), dout.stride_l, 1, vt, nq, Dh, false);  // dp = dout v^T
+      for (int64_t r = 0; r < nq; ++r) {
+        const int64_t vis = visible_keys(sz, i0 + r, j0, n);
+        const T lse_i = lse_h[i0 + r], D_i = D[i0 + r];
+        T* pr = p + r * kBlock;
+        T* dsr = ds + r * kBlock;
+        for (int64_t jj = 0; jj < kBlock; ++jj) {
+          const T pij = jj < vis ? fast_exp(pr[jj] * scale - lse_i) : T(0);
+          pr[jj] = pij;
+          dsr[jj] = pij * (dsr[jj] - D_i);
         }
       }
-      T* dqi = dq.row(b, h, i);
-      for (int64_t jj = 0; jj < vis; ++jj) {
-        const T c = scale * ds[jj];
-        const T* kr = k.row(b, h, j0 + jj);
-        for (int64_t d = 0; d < Dh; ++d) dqi[d] += c * kr[d];
-      }
+      // dv^T (Dh, 64) += dout^T (Dh, nq) p (nq, 64);  dk^T (Dh, 64) += q^T (Dh, nq) ds (nq, 64)
+      block_product(dvt, kBlock, dout.row(b, h, i0), 1, dout.stride_l, p, Dh, nq, true);
+      block_product(dkt, kBlock, q.row(b, h, i0), 1, q.stride_l, ds, Dh, nq, true);
+      // dq^T (Dh, 64 queries at i0) += k^T (Dh, n) ds^T (n, 64)
+      transpose_block(dst, ds, nq);
+      block_product(dqt + i0, dq_cols, kt, kBlock, 1, dst, Dh, n, true);
     }
     for (int64_t jj = 0; jj < n; ++jj) {
       T* dkr = dk.row(b, h, j0 + jj);
       T* dvr = dv.row(b, h, j0 + jj);
       for (int64_t d = 0; d < Dh; ++d) {
-        dkr[d] = scale * dk_acc[jj * Dh + d];
-        dvr[d] = dv_acc[jj * Dh + d];
+        dkr[d] = scale * dkt[d * kBlock + jj];
+        dvr[d] = dvt[d * kBlock + jj];
       }
     }
+  }
+  for (int64_t i = 0; i < Lq; ++i) {
+    T* dqi = dq.row(b, h, i);
+    for (int64_t d = 0; d < Dh; ++d) dqi[d] = scale * dqt[d * dq_cols + i];
   }
 }
 
@@ -187,7 +227,7 @@ void backward_head(const HeadsView<T>& dq, const HeadsView<T>& dk, const HeadsVi
 template <class T>
 void attention_forward_cpu(const HeadsView<T>& out, T* lse, const HeadsView<const T>& q, const HeadsView<const T>& k,
                            const HeadsView<const T>& v, const AttentionSizes& sz) {
-  const int64_t blocks = (sz.Lq + kBlockQ - 1) / kBlockQ;
+  const int64_t blocks = (sz.Lq + kBlock - 1) / kBlock;
   const int64_t items = sz.B * sz.H * blocks;
   // Causal blocks late in the sequence cost more: visit a head's blocks as 0, n-1, 1, n-2, ... so
   // that OpenMP's contiguous static split gives every thread a similar share.
@@ -196,8 +236,8 @@ void attention_forward_cpu(const HeadsView<T>& out, T* lse, const HeadsView<cons
     for (int64_t item = begin; item < end; ++item) {
       const int64_t bh = item / blocks, t = item % blocks;
       const int64_t block = t % 2 == 0 ? t / 2 : blocks - 1 - t / 2;
-      const int64_t i0 = block * kBlockQ;
-      forward_block(out, lse, q, k, v, sz, bh / sz.H, bh % sz.H, i0, std::min(kBlockQ, sz.Lq - i0), scratch);
+      const int64_t i0 = block * kBlock;
+      forward_block(out, lse, q, k, v, sz, bh / sz.H, bh % sz.H, i0, std::min(kBlock, sz.Lq - i0), scratch);
     }
   });
 }
