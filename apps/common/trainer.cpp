@@ -170,9 +170,10 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
 
   auto save = [&](int64_t step) {
-    save_checkpoint(result.checkpoint_path, *model, &optimizer,
-                    {.vocabulary = tokenizer.vocabulary(), .step = step, .rng_state = batch_gen.state(),
-                     .train_options = options.to_json()});
+    CheckpointInfo info;  // the model's kind and config are taken from the model
+    info.vocabulary = tokenizer.vocabulary(), info.step = step, info.rng_state = batch_gen.state();
+    info.train_options = options.to_json();
+    save_checkpoint(result.checkpoint_path, *model, &optimizer, info);
   };
   const bool tty = ::isatty(STDERR_FILENO);
   const auto start = Clock::now();
@@ -224,7 +225,9 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
     }
     if (step % options.eval_every == 0 || last) {
       result.val_loss = evaluate(*model, data.val, options);
-      metrics << json{{"step", step}, {"val_loss", result.val_loss}}.dump() << "\n" << std::flush;
+      const double eval_elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      metrics << json{{"step", step}, {"val_loss", result.val_loss}, {"elapsed_s", eval_elapsed}}.dump() << "\n"
+              << std::flush;
       if (options.progress) std::fprintf(stderr, "%sstep %ld: val loss %.4f\n", tty ? "\n" : "", static_cast<long>(step), result.val_loss);
     }
     if (step % options.save_every == 0 || last) save(step);

@@ -110,7 +110,7 @@ namespace {
 // (recomputed in one parallel pass), as the learned positions cannot go past n_positions.
 class GPTGeneration : public GenerationSession {
  public:
-  GPTGeneration(GPT& model, int64_t batch) : model_(model), batch_(batch) {}
+  GPTGeneration(GPT& model, int64_t batch) : model_(model), batch_(batch), history_(batch) {}
 
   Tensor feed(const Tensor& tokens) override {
     NoGradGuard no_grad;
@@ -118,15 +118,19 @@ class GPTGeneration : public GenerationSession {
              "GPT generation: expected int64 tokens (", batch_, ", T), got ", tokens.shape(), " ", tokens.dtype());
     const int64_t window = model_.config.n_positions, T = tokens.size(1);
     MG_CHECK(T >= 1, "GPT generation: feed at least one token");
-    history_ = history_.defined() ? concat({history_, tokens}, 1) : tokens;
-    if (history_.size(1) > window) history_ = contiguous(narrow(history_, 1, history_.size(1) - window, window));
+    std::vector<int64_t> ids = tokens.contiguous().to_vector<int64_t>();  // (B, T)
+    for (int64_t b = 0; b < batch_; ++b) history_[b].insert(history_[b].end(), ids.begin() + b * T, ids.begin() + (b + 1) * T);
     position_ += T;
     Tensor input = tokens;
     if (cached() + T > window) {  // restart from the last half window
       caches_.clear();
-      const int64_t keep = std::min<int64_t>(history_.size(1), std::max<int64_t>(window / 2, 1));
-      input = contiguous(narrow(history_, 1, history_.size(1) - keep, keep));
-      history_ = input;
+      const int64_t keep = std::min<int64_t>(static_cast<int64_t>(history_[0].size()), std::max<int64_t>(window / 2, 1));
+      std::vector<int64_t> kept;
+      for (auto& row : history_) {
+        row.erase(row.begin(), row.end() - keep);
+        kept.insert(kept.end(), row.begin(), row.end());
+      }
+      input = from_vector(kept, {batch_, keep});
     }
     Tensor logits = model_.forward(input, &caches_);  // (B, T, vocab)
     return contiguous(narrow(logits, 1, logits.size(1) - 1, 1).squeeze(1));
@@ -143,7 +147,7 @@ class GPTGeneration : public GenerationSession {
   GPT& model_;
   int64_t batch_;
   std::vector<nn::KVCache> caches_;
-  Tensor history_;  // the tokens in the caches (to restart from when the window is full)
+  std::vector<std::vector<int64_t>> history_;  // per sequence, the tokens in the caches (to restart from)
   int64_t position_ = 0;
 };
 

@@ -32,6 +32,7 @@ namespace mg::cpu {
 namespace {
 
 constexpr int64_t kBlock = 64;  // queries per block and keys per block
+constexpr int64_t kFewRows = 8;  // fewer query rows than this take the row-by-row forward
 
 // 64 bytes of T: one AVX-512 register (two AVX2 ones elsewhere).
 template <class T> struct Vec64;
@@ -98,11 +99,61 @@ int64_t visible_keys(const AttentionSizes& sz, int64_t i, int64_t j0, int64_t n)
   return std::clamp<int64_t>(i + (sz.Lk - sz.Lq) + 1 - j0, 0, n);
 }
 
+// x . y over n elements, in 8 interleaved partial sums (a fixed order that vectorizes).
+template <class T>
+T dot(const T* x, const T* y, int64_t n) {
+  T lanes[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lanes[k] += x[i + k] * y[i + k];
+  T total = 0;
+  for (int k = 0; k < 8; ++k) total += lanes[k];
+  for (; i < n; ++i) total += x[i] * y[i];
+  return total;
+}
+
+// The forward of a few query rows [i0, i0 + nq) of head (b, h) (generation: one new token against
+// a KV cache), row by row over the keys in their own layout. The blocked path below would spend
+// a 64-query-wide product and two transposes per key block on a single row.
+template <class T>
+void forward_rows(const HeadsView<T>& out, T* lse, const HeadsView<const T>& q, const HeadsView<const T>& k,
+                  const HeadsView<const T>& v, const AttentionSizes& sz, int64_t b, int64_t h, int64_t i0, int64_t nq,
+                  std::vector<T>& scratch) {
+  const int64_t Dh = sz.Dh;
+  scratch.assign(sz.Lk + Dh, T(0));
+  T* p = scratch.data();   // (Lk): scores, then exp(s - m)
+  T* o = p + sz.Lk;        // (Dh)
+  const T scale = static_cast<T>(sz.scale);
+  for (int64_t i = i0; i < i0 + nq; ++i) {
+    const int64_t vis = visible_keys(sz, i, 0, sz.Lk);
+    const T* qi = q.row(b, h, i);
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t j = 0; j < vis; ++j) {
+      p[j] = scale * dot(qi, k.row(b, h, j), Dh);
+      m = std::max(m, p[j]);
+    }
+    T l = 0;
+    for (int64_t j = 0; j < vis; ++j) {
+      p[j] = fast_exp(p[j] - m);
+      l += p[j];
+    }
+    std::fill(o, o + Dh, T(0));
+    for (int64_t j = 0; j < vis; ++j) {
+      const T* vj = v.row(b, h, j);
+      for (int64_t d = 0; d < Dh; ++d) o[d] += p[j] * vj[d];
+    }
+    T* dst = out.row(b, h, i);
+    for (int64_t d = 0; d < Dh; ++d) dst[d] = o[d] / l;
+    lse[(b * sz.H + h) * sz.Lq + i] = m + std::log(l);
+  }
+}
+
 // One work item of the forward: query rows [i0, i0 + nq) of head (b, h), nq <= 64.
 template <class T>
 void forward_block(const HeadsView<T>& out, T* lse, const HeadsView<const T>& q, const HeadsView<const T>& k,
                    const HeadsView<const T>& v, const AttentionSizes& sz, int64_t b, int64_t h, int64_t i0,
                    int64_t nq, std::vector<T>& scratch) {
+  if (nq < kFewRows) return forward_rows(out, lse, q, k, v, sz, b, h, i0, nq, scratch);
   const int64_t Dh = sz.Dh;
   scratch.assign(3 * Dh * kBlock + 2 * kBlock * kBlock + 3 * kBlock, T(0));
   T* kt = scratch.data();          // (Dh, 64): the key block, transposed

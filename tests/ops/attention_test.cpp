@@ -29,6 +29,8 @@ const AttentionCase kCases[] = {
     {"L200_Dh64", 1, 2, 200, 200, 64},
     {"decode_Lq1_Lk77", 2, 2, 1, 77, 8},   // one new token against a KV cache
     {"chunk_Lq9_Lk140", 1, 2, 9, 140, 7},  // a chunk of new tokens against a KV cache
+    {"few_Lq3_Lk200_Dh64", 1, 2, 3, 200, 64},  // under 8 rows: the row-by-row forward
+    {"L70_last_block_6", 1, 1, 70, 70, 4},     // a last query block of 6 rows
     {"full_L70_Dh9", 2, 2, 70, 70, 9, false},
     {"full_Lq5_Lk66", 1, 1, 5, 66, 4, false},
     {"full_Lq80_Lk3", 1, 2, 80, 3, 6, false},  // more queries than keys: fine without the mask
