@@ -7,6 +7,7 @@
 #include <string>
 
 #include "nn/module.h"
+#include "tensor/random.h"
 
 namespace mg {
 
@@ -31,6 +32,9 @@ class LanguageModel : public nn::Module {
   // Mean next-token cross-entropy of inputs (B, L) against targets (B, L).
   virtual Tensor loss(const Tensor& inputs, const Tensor& targets) = 0;
   virtual std::unique_ptr<GenerationSession> start_generation(int64_t batch) = 0;
+  // The generator the model draws from while training (dropout masks), or null when it draws
+  // nothing. Checkpoints keep its state, so that a resumed run repeats an unbroken one.
+  virtual Generator* training_generator() { return nullptr; }
 };
 
 }  // namespace mg

@@ -124,7 +124,7 @@ struct GeluOp {
 };
 
 // GPT-2's GELU: the tanh approximation of x Phi(x) (Hendrycks & Gimpel 2016, eq. in section 2),
-// as torch.nn.functional.gelu(x, approximate="tanh"):
+// as torch.nn.functional.gelu(x, approximate="tanh"). No CUDA kernel yet (no `kind`).
 //   gelu_tanh(x) = x/2 (1 + tanh(u)),  u = k (x + c x^3),  k = sqrt(2 / pi),  c = 0.044715
 struct GeluTanhOp {
   static constexpr const char* name = "gelu_tanh";
@@ -168,6 +168,15 @@ struct SoftplusOp {
   }
 };
 
+// Ops with a CUDA kernel name their kind (ops/op_kinds.h); the others say so on a GPU tensor.
+template <class Op>
+constexpr bool kHasCudaKernel = requires { Op::kind; };
+
+template <class Op>
+[[noreturn]] void no_cuda_kernel(const Tensor& x) {
+  throw Error(str(Op::name, ": no CUDA kernel yet (input ", x.shape(), " on ", x.device(), ")"));
+}
+
 // Pow's exponent and Softplus's beta and threshold, for the CUDA kernels.
 template <class Op>
 UnaryParams params_of(const Op& op) {
@@ -185,8 +194,12 @@ struct UnaryBackward : Node {
   TensorList backward(const TensorList& grads) override {
     const Tensor& g = grads[0];
     Tensor dx = empty_like(g);
-    if (g.device().is_cuda()) MG_CUDA_DISPATCH(cuda::unary_backward(Op::kind, params_of(op), dx, g, x, out));
-    else dispatch_floating(g.dtype(), Op::name, [&]<class T>() { cpu::unary_backward_cpu<Op, T>(dx, g, x, out, op); });
+    if (g.device().is_cuda()) {
+      if constexpr (kHasCudaKernel<Op>) MG_CUDA_DISPATCH(cuda::unary_backward(Op::kind, params_of(op), dx, g, x, out));
+      else no_cuda_kernel<Op>(g);
+    } else {
+      dispatch_floating(g.dtype(), Op::name, [&]<class T>() { cpu::unary_backward_cpu<Op, T>(dx, g, x, out, op); });
+    }
     return {dx};
   }
 };
@@ -195,8 +208,12 @@ template <class Op>
 Tensor unary_op(const Tensor& x, Op op = {}) {
   check_floating(Op::name, x);
   Tensor out = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
-  if (x.device().is_cuda()) MG_CUDA_DISPATCH(cuda::unary_forward(Op::kind, params_of(op), out, x));
-  else dispatch_floating(x.dtype(), Op::name, [&]<class T>() { cpu::unary_forward_cpu<Op, T>(out, x, op); });
+  if (x.device().is_cuda()) {
+    if constexpr (kHasCudaKernel<Op>) MG_CUDA_DISPATCH(cuda::unary_forward(Op::kind, params_of(op), out, x));
+    else no_cuda_kernel<Op>(x);
+  } else {
+    dispatch_floating(x.dtype(), Op::name, [&]<class T>() { cpu::unary_forward_cpu<Op, T>(out, x, op); });
+  }
   if (needs_grad({x})) {
     auto node = std::make_shared<UnaryBackward<Op>>();
     node->op = op;

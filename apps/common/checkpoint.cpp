@@ -23,15 +23,19 @@ void save_checkpoint(const std::string& path, const LanguageModel& model, const 
                      const CheckpointInfo& info) {
   nn::StateDict tensors = model.state_dict();
   if (optimizer) tensors.update(optimizer->state_dict().with_prefix(kOptimizerPrefix));
-  nlohmann::json rng = nlohmann::json::array();
-  for (uint64_t word : info.rng_state) rng.push_back(std::to_string(word));  // JSON numbers lose 64-bit precision
+  auto state_json = [](const Generator::State& state) {
+    nlohmann::json words = nlohmann::json::array();
+    for (uint64_t word : state) words.push_back(std::to_string(word));  // JSON numbers lose 64-bit precision
+    return words.dump();
+  };
   nn::SafetensorsMetadata metadata{{"format", kFormat},
                                    {"model_kind", model.kind()},
                                    {"config", model.config_json()},
                                    {"vocabulary", info.vocabulary},
                                    {"step", std::to_string(info.step)},
-                                   {"rng_state", rng.dump()},
+                                   {"rng_state", state_json(info.rng_state)},
                                    {"train_options", info.train_options}};
+  if (info.model_rng_state) metadata["model_rng_state"] = state_json(*info.model_rng_state);
   nn::save_safetensors(path, tensors, metadata);
 }
 
@@ -52,13 +56,17 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
   out.info.vocabulary = required(metadata, "vocabulary", path);
   try {
     out.info.step = std::stoll(required(metadata, "step", path));
-    auto rng = nlohmann::json::parse(required(metadata, "rng_state", path));
-    MG_CHECK(rng.is_array() && rng.size() == 4, "checkpoint ", path, ": rng_state must hold 4 numbers");
-    for (size_t i = 0; i < 4; ++i) out.info.rng_state[i] = std::stoull(rng[i].get<std::string>());
+    auto parse_state = [&](const char* key, Generator::State& state) {
+      auto words = nlohmann::json::parse(required(metadata, key, path));
+      MG_CHECK(words.is_array() && words.size() == 4, "checkpoint ", path, ": ", key, " must hold 4 numbers");
+      for (size_t i = 0; i < 4; ++i) state[i] = std::stoull(words[i].get<std::string>());
+    };
+    parse_state("rng_state", out.info.rng_state);
+    if (metadata.count("model_rng_state") != 0) parse_state("model_rng_state", out.info.model_rng_state.emplace());
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(str("checkpoint ", path, ": malformed step or rng_state (", e.what(), ")"));
+    throw Error(str("checkpoint ", path, ": malformed step, rng_state or model_rng_state (", e.what(), ")"));
   }
   if (auto it = metadata.find("train_options"); it != metadata.end()) out.info.train_options = it->second;
   for (const auto& [name, t] : contents.tensors) {

@@ -4,6 +4,7 @@
 // under "optimizer.", and in the metadata what resuming needs: the model's kind ("mamba", "gpt";
 // files written before kinds existed are Mamba), its config, the tokenizer's vocabulary, the step,
 // the batch sampler's random state and the training options. Written atomically.
+#include <optional>
 #include <string>
 
 #include "apps/common/char_tokenizer.h"
@@ -19,6 +20,8 @@ struct CheckpointInfo {
   std::string vocabulary;
   int64_t step = 0;             // optimizer updates done
   Generator::State rng_state{};  // of the batch sampler, after `step` batches
+  // LanguageModel::training_generator()'s state (dropout), for models that have one.
+  std::optional<Generator::State> model_rng_state;
   std::string train_options;    // JSON, for the record (and to resume with the same options)
 };
 

@@ -55,7 +55,10 @@ std::string line_plot_svg(const std::vector<Series>& series_in, const std::strin
       if (options.log_x) x = x > 0 ? std::log10(x) : std::numeric_limits<double>::quiet_NaN();
       if (options.log_y) y = y > 0 ? std::log10(y) : std::numeric_limits<double>::quiet_NaN();
     }
-  auto label = [](double t, bool log) { return number(log ? std::pow(10.0, t) : t); };
+  auto label = [](double t, bool log) {  // log axes: 20000 reads better as 20k than as 2e+04
+    const double v = log ? std::pow(10.0, t) : t;
+    return log && v >= 1e4 ? number(v / 1000) + "k" : number(v);
+  };
   double x_min = std::numeric_limits<double>::max(), x_max = std::numeric_limits<double>::lowest();
   double y_min = x_min, y_max = x_max;
   for (const Series& s : series)
@@ -95,8 +98,7 @@ std::string line_plot_svg(const std::vector<Series>& series_in, const std::strin
          options.y_label + "</text>\n";
   svg += "<rect x=\"" + number(kLeft) + "\" y=\"" + number(kTop) + "\" width=\"" + number(kWidth - kLeft - kRight) +
          "\" height=\"" + number(kHeight - kTop - kBottom) + "\" fill=\"none\" stroke=\"#888\"/>\n";
-  for (size_t i = 0; i < series.size(); ++i) {
-    const Series& s = series[i];
+  for (const Series& s : series) {
     std::string path;
     for (auto [x, y] : s.points) {
       if (!std::isfinite(y) || !std::isfinite(x)) continue;
@@ -107,6 +109,12 @@ std::string line_plot_svg(const std::vector<Series>& series_in, const std::strin
     if (!path.empty())
       svg += "<path d=\"" + path + "\" fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"1.6\"" +
              (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
+  }
+  // The legend, on a white box so that the lines under it do not hide its labels.
+  svg += "<rect x=\"" + number(kWidth - kRight - 256) + "\" y=\"" + number(kTop + 4) + "\" width=\"250\" height=\"" +
+         number(18 * static_cast<double>(series.size()) + 6) + "\" fill=\"white\" fill-opacity=\"0.85\"/>\n";
+  for (size_t i = 0; i < series.size(); ++i) {
+    const Series& s = series[i];
     double ly = kTop + 16 + 18 * static_cast<double>(i);
     svg += "<line x1=\"" + number(kWidth - kRight - 250) + "\" x2=\"" + number(kWidth - kRight - 226) + "\" y1=\"" +
            number(ly) + "\" y2=\"" + number(ly) + "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" +

@@ -140,6 +140,8 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
     model = model_from_checkpoint(resumed);
     tokenizer = CharTokenizer::from_vocabulary(resumed.info.vocabulary);
     batch_gen.set_state(resumed.info.rng_state);
+    if (resumed.info.model_rng_state && model->training_generator() != nullptr)
+      model->training_generator()->set_state(*resumed.info.model_rng_state);
     result.first_step = resumed.info.step;
   } else {
     tokenizer = CharTokenizer::from_text(text);
@@ -173,6 +175,7 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
     CheckpointInfo info;  // the model's kind and config are taken from the model
     info.vocabulary = tokenizer.vocabulary(), info.step = step, info.rng_state = batch_gen.state();
     info.train_options = options.to_json();
+    if (Generator* g = model->training_generator()) info.model_rng_state = g->state();
     save_checkpoint(result.checkpoint_path, *model, &optimizer, info);
   };
   const bool tty = ::isatty(STDERR_FILENO);

@@ -58,12 +58,23 @@ std::shared_ptr<LanguageModel> make_study_model(const std::string& kind, int64_t
 
 void quality(apps::TrainOptions options, double budget_s, const std::string& label, const fs::path& out) {
   const std::string text = apps::read_text_file(apps::find_tinyshakespeare(""));
-  // Calibrate: the step rate of this model on this machine, so the cosine schedule ends at the budget.
+  // Calibrate: the step rate of this model on this machine, so the cosine schedule ends at the
+  // budget. The first steps are slower (memory first touched), so the rate is taken from steps
+  // 20 to 60 of a 60-step run.
   apps::TrainOptions probe = options;
-  probe.steps = 30, probe.warmup = 10, probe.time_budget_s = 0, probe.eval_every = 1000, probe.save_every = 1000;
-  probe.progress = false, probe.out_dir = (out / (label + "_calibration")).string();
-  const double tokens_per_s = apps::train(probe, text).tokens_per_second;
+  probe.steps = 60, probe.warmup = 10, probe.time_budget_s = 0, probe.eval_every = 1000, probe.save_every = 1000;
+  probe.log_every = 20, probe.progress = false, probe.out_dir = (out / (label + "_calibration")).string();
+  apps::train(probe, text);
+  std::vector<std::pair<double, double>> times;  // (step, elapsed_s)
+  std::ifstream probe_metrics(fs::path(probe.out_dir) / "metrics.jsonl");
+  for (std::string line; std::getline(probe_metrics, line);) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("train_loss")) times.emplace_back(j["step"].get<double>(), j["elapsed_s"].get<double>());
+  }
+  MG_CHECK(times.size() >= 2, "quality: the calibration run logged ", times.size(), " lines");
   fs::remove_all(probe.out_dir);
+  const double steps_per_s = (times.back().first - times.front().first) / (times.back().second - times.front().second);
+  const double tokens_per_s = steps_per_s * static_cast<double>(options.batch * options.seq_len);
   // Evaluation takes ~eval_batches / 3 steps' time every eval_every steps: leave room for it.
   const double step_s = static_cast<double>(options.batch * options.seq_len) / tokens_per_s;
   const double eval_fraction = static_cast<double>(options.eval_batches) / 3.0 / static_cast<double>(options.eval_every);

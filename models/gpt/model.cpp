@@ -47,7 +47,8 @@ Block::Block(const GPTConfig& config, Generator& dropout_gen) : nn::Module("Bloc
   attn = register_module("attn", std::make_shared<Attention>(config));
   ln_2 = register_module("ln_2", std::make_shared<nn::LayerNorm>(config.n_embd, config.layer_norm_epsilon));
   mlp = register_module("mlp", std::make_shared<MLP>(config));
-  dropout = std::make_shared<nn::Dropout>(config.dropout, dropout_gen);  // no parameters: not registered
+  // No parameters, so nothing in the state dict; registered so that eval() turns it off.
+  dropout = register_module("dropout", std::make_shared<nn::Dropout>(config.dropout, dropout_gen));
 }
 
 Tensor Block::forward(const Tensor& x, nn::KVCache* cache) {
@@ -62,7 +63,7 @@ Transformer::Transformer(const GPTConfig& config, Generator& dropout_gen) : nn::
   h = register_module("h", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.n_layer; ++i) h->push_back(std::make_shared<Block>(config, dropout_gen));
   ln_f = register_module("ln_f", std::make_shared<nn::LayerNorm>(config.n_embd, config.layer_norm_epsilon));
-  drop = std::make_shared<nn::Dropout>(config.dropout, dropout_gen);
+  drop = register_module("drop", std::make_shared<nn::Dropout>(config.dropout, dropout_gen));
 }
 
 GPT::GPT(const GPTConfig& config_, Generator& gen)
@@ -91,7 +92,7 @@ Tensor GPT::forward(const Tensor& tokens, std::vector<nn::KVCache>* caches) {
   const int64_t start = caches != nullptr ? (*caches)[0].length() : 0;
   MG_CHECK(start + L <= config.n_positions, "GPT: positions ", start, "..", start + L - 1,
            " do not fit the context window of n_positions = ", config.n_positions, " (tokens ", tokens.shape(), ")");
-  Tensor positions = arange(start, start + L);
+  Tensor positions = arange(start, start + L).to(tokens.device());
   Tensor x = add(transformer->wte->forward(tokens), transformer->wpe->forward(positions));  // (B, L, C)
   x = transformer->drop->forward(x);
   for (size_t i = 0; i < transformer->h->size(); ++i) x = block(i).forward(x, caches ? &(*caches)[i] : nullptr);

@@ -87,6 +87,7 @@ class GPT : public LanguageModel {
   int64_t vocab_size() const override { return config.vocab_size; }
   Tensor loss(const Tensor& inputs, const Tensor& targets) override;
   std::unique_ptr<GenerationSession> start_generation(int64_t batch) override;
+  Generator* training_generator() override { return &dropout_gen_; }
 
   const GPTConfig config;
   std::shared_ptr<Transformer> transformer;

@@ -191,6 +191,28 @@ TEST(Trainer, GptLearnsResumesBitIdenticallyAndItsKindIsInTheCheckpoint) {
   fs::remove_all(two);
 }
 
+TEST(Trainer, GptWithDropoutResumesBitIdentically) {
+  // The dropout masks come from the model's own generator, whose state the checkpoint keeps.
+  fs::path one = fresh_dir("drop_one"), two = fresh_dir("drop_two");
+  TrainOptions o = tiny_gpt_options(one.string());
+  o.gpt.dropout = 0.2;
+  TrainResult unbroken = train(o, tiny_text());
+  TrainOptions first = tiny_gpt_options(two.string());
+  first.gpt.dropout = 0.2;
+  first.time_budget_s = 1e-9;  // one step, then a checkpoint
+  TrainResult part1 = train(first, tiny_text());
+  TrainOptions second = tiny_gpt_options(two.string());
+  second.resume = (two / "checkpoint.safetensors").string();
+  TrainResult part2 = train(second, tiny_text());
+  std::vector<double> joined = part1.losses;
+  joined.insert(joined.end(), part2.losses.begin(), part2.losses.end());
+  ASSERT_EQ(joined.size(), unbroken.losses.size());
+  for (size_t i = 0; i < joined.size(); ++i) EXPECT_EQ(joined[i], unbroken.losses[i]) << "step " << i + 1;
+  EXPECT_EQ(part2.val_loss, unbroken.val_loss);
+  fs::remove_all(one);
+  fs::remove_all(two);
+}
+
 TEST(Checkpoint, RoundTripAndBadFiles) {
   fs::path dir = fresh_dir("ckpt");
   TrainOptions o = tiny_options(dir.string());

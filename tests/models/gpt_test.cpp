@@ -126,6 +126,24 @@ TEST(GPT, LossIsCrossEntropyOfLogitsAndGradientsReachEveryParameter) {
   for (const auto& [name, p] : model.named_parameters()) EXPECT_TRUE(p.grad().defined()) << name;
 }
 
+TEST(GPT, DropoutOnlyWhileTraining) {
+  gpt::GPTConfig c = tiny_config();
+  c.dropout = 0.5;
+  Generator gen(0);
+  gpt::GPT model(c, gen);
+  Tensor tokens = randint(0, 50, {2, 9}, gen);
+  NoGradGuard no_grad;
+  Tensor a = model.forward(tokens), b = model.forward(tokens);  // training: two different masks
+  EXPECT_FALSE(test::all_close(a, b, 1e-6, 1e-6));
+  model.eval();
+  EXPECT_TRUE(test::all_close(model.forward(tokens), model.forward(tokens), 0, 0));
+  c.dropout = 0;
+  gpt::GPT plain(c, gen);
+  plain.load_state_dict(model.state_dict());
+  plain.eval();
+  EXPECT_TRUE(test::all_close(model.forward(tokens), plain.forward(tokens), 0, 0));
+}
+
 TEST(GPT, Errors) {
   gpt::GPTConfig c = tiny_config();
   c.n_head = 3;
