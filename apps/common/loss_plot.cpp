@@ -110,16 +110,28 @@ std::string line_plot_svg(const std::vector<Series>& series_in, const std::strin
       svg += "<path d=\"" + path + "\" fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"1.6\"" +
              (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
   }
-  // The legend, on a white box so that the lines under it do not hide its labels.
-  svg += "<rect x=\"" + number(kWidth - kRight - 256) + "\" y=\"" + number(kTop + 4) + "\" width=\"250\" height=\"" +
-         number(18 * static_cast<double>(series.size()) + 6) + "\" fill=\"white\" fill-opacity=\"0.85\"/>\n";
+  // The legend, on a white box, in the corner of the plot where the fewest points lie.
+  const double box_w = 250, box_h = 18 * static_cast<double>(series.size()) + 6;
+  const double left = kLeft + 6, right = kWidth - kRight - 6 - box_w;
+  const double top = kTop + 4, bottom = kHeight - kBottom - 4 - box_h;
+  double best_x = right, best_y = top;
+  size_t fewest = std::numeric_limits<size_t>::max();
+  for (auto [cx, cy] : {std::pair{right, top}, std::pair{left, top}, std::pair{right, bottom}, std::pair{left, bottom}}) {
+    size_t inside = 0;
+    for (const Series& s : series)
+      for (auto [x, y] : s.points)
+        inside += px(x) >= cx && px(x) <= cx + box_w && py(y) >= cy && py(y) <= cy + box_h;
+    if (inside < fewest) fewest = inside, best_x = cx, best_y = cy;
+  }
+  svg += "<rect x=\"" + number(best_x) + "\" y=\"" + number(best_y) + "\" width=\"" + number(box_w) +
+         "\" height=\"" + number(box_h) + "\" fill=\"white\" fill-opacity=\"0.85\"/>\n";
   for (size_t i = 0; i < series.size(); ++i) {
     const Series& s = series[i];
-    double ly = kTop + 16 + 18 * static_cast<double>(i);
-    svg += "<line x1=\"" + number(kWidth - kRight - 250) + "\" x2=\"" + number(kWidth - kRight - 226) + "\" y1=\"" +
-           number(ly) + "\" y2=\"" + number(ly) + "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" +
+    double ly = best_y + 12 + 18 * static_cast<double>(i);
+    svg += "<line x1=\"" + number(best_x + 6) + "\" x2=\"" + number(best_x + 30) + "\" y1=\"" + number(ly) +
+           "\" y2=\"" + number(ly) + "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" +
            (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
-    svg += "<text x=\"" + number(kWidth - kRight - 220) + "\" y=\"" + number(ly + 4) + "\">" + s.label + "</text>\n";
+    svg += "<text x=\"" + number(best_x + 36) + "\" y=\"" + number(ly + 4) + "\">" + s.label + "</text>\n";
   }
   return svg + "</svg>\n";
 }

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mamba_torch import load_data, make_optimizer, train_step  # noqa: E402 (the same data and step)
+from mamba_torch import add_training_args, load_data, make_optimizer, train_step  # noqa: E402 (the same step)
 
 HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
@@ -103,22 +103,12 @@ class GPT(nn.Module):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="/work/shared/data/tinyshakespeare.txt")
-    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    add_training_args(p)
     p.add_argument("--measure-steps", type=int, default=20, help="time this many steps (after 3 warm-up)")
     p.add_argument("--profile", type=int, default=0, help="> 0: profile this many steps, print the top ops")
     p.add_argument("--n-layer", type=int, default=3)
     p.add_argument("--n-embd", type=int, default=112)
     p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=2000, help="the LR schedule's length (as `mambagrad train`)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--min-lr", type=float, default=2e-4)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--clip", type=float, default=1.0)
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)

@@ -60,9 +60,9 @@ void quality(apps::TrainOptions options, double budget_s, const std::string& lab
   const std::string text = apps::read_text_file(apps::find_tinyshakespeare(""));
   // Calibrate: the step rate of this model on this machine, so the cosine schedule ends at the
   // budget. The first steps are slower (memory first touched), so the rate is taken from steps
-  // 20 to 60 of a 60-step run.
+  // 20 to 100 of a 100-step run (40 steps, ~5 s, misjudged one run's rate by 15%).
   apps::TrainOptions probe = options;
-  probe.steps = 60, probe.warmup = 10, probe.time_budget_s = 0, probe.eval_every = 1000, probe.save_every = 1000;
+  probe.steps = 100, probe.warmup = 10, probe.time_budget_s = 0, probe.eval_every = 1000, probe.save_every = 1000;
   probe.log_every = 20, probe.progress = false, probe.out_dir = (out / (label + "_calibration")).string();
   apps::train(probe, text);
   std::vector<std::pair<double, double>> times;  // (step, elapsed_s)

@@ -113,17 +113,21 @@ TEST(Trainer, LossFallsAndFilesAreWritten) {
   fs::remove_all(dir);
 }
 
-TEST(Trainer, ResumeContinuesBitIdentically) {
-  fs::path one = fresh_dir("one"), two = fresh_dir("two");
-  TrainOptions o = tiny_options(one.string());
-  TrainResult unbroken = train(o, tiny_text());  // 12 steps in one run
+// A run stopped after its first step and resumed gives the same losses, bit for bit, as one run
+// with `options` (out_dir is replaced).
+void expect_resume_repeats_unbroken_run(const TrainOptions& options, const std::string& name) {
+  fs::path one = fresh_dir(name + "_one"), two = fresh_dir(name + "_two");
+  TrainOptions unbroken_options = options;
+  unbroken_options.out_dir = one.string();
+  TrainResult unbroken = train(unbroken_options, tiny_text());
 
-  TrainOptions first = tiny_options(two.string());
-  first.steps = 12;
+  TrainOptions first = options;
+  first.out_dir = two.string();
   first.time_budget_s = 1e-9;  // stops (with a checkpoint) after its first step
   TrainResult part1 = train(first, tiny_text());
   ASSERT_TRUE(part1.stopped_by_time_budget);
-  TrainOptions second = tiny_options(two.string());
+  TrainOptions second = options;
+  second.out_dir = two.string();
   second.resume = (two / "checkpoint.safetensors").string();
   TrainResult part2 = train(second, tiny_text());
   std::vector<double> joined = part1.losses;
@@ -134,6 +138,8 @@ TEST(Trainer, ResumeContinuesBitIdentically) {
   fs::remove_all(one);
   fs::remove_all(two);
 }
+
+TEST(Trainer, ResumeContinuesBitIdentically) { expect_resume_repeats_unbroken_run(tiny_options(""), "resume"); }
 
 TEST(Trainer, DivergenceStopsNamingTheStepAndKeepsTheCheckpoint) {
   fs::path dir = fresh_dir("nan");
@@ -193,24 +199,9 @@ TEST(Trainer, GptLearnsResumesBitIdenticallyAndItsKindIsInTheCheckpoint) {
 
 TEST(Trainer, GptWithDropoutResumesBitIdentically) {
   // The dropout masks come from the model's own generator, whose state the checkpoint keeps.
-  fs::path one = fresh_dir("drop_one"), two = fresh_dir("drop_two");
-  TrainOptions o = tiny_gpt_options(one.string());
+  TrainOptions o = tiny_gpt_options("");
   o.gpt.dropout = 0.2;
-  TrainResult unbroken = train(o, tiny_text());
-  TrainOptions first = tiny_gpt_options(two.string());
-  first.gpt.dropout = 0.2;
-  first.time_budget_s = 1e-9;  // one step, then a checkpoint
-  TrainResult part1 = train(first, tiny_text());
-  TrainOptions second = tiny_gpt_options(two.string());
-  second.resume = (two / "checkpoint.safetensors").string();
-  TrainResult part2 = train(second, tiny_text());
-  std::vector<double> joined = part1.losses;
-  joined.insert(joined.end(), part2.losses.begin(), part2.losses.end());
-  ASSERT_EQ(joined.size(), unbroken.losses.size());
-  for (size_t i = 0; i < joined.size(); ++i) EXPECT_EQ(joined[i], unbroken.losses[i]) << "step " << i + 1;
-  EXPECT_EQ(part2.val_loss, unbroken.val_loss);
-  fs::remove_all(one);
-  fs::remove_all(two);
+  expect_resume_repeats_unbroken_run(o, "dropout");
 }
 
 TEST(Checkpoint, RoundTripAndBadFiles) {
