@@ -1,5 +1,7 @@
-// `mambagrad generate`: a prompt processed in parallel, then one token at a time with the
-// recurrent step (O(1) work and memory per token), streamed as it is produced.
+// `mambagrad generate`: a prompt processed in parallel, then one token at a time, streamed as it
+// is produced. The checkpoint says which kind of model it holds: Mamba continues with its
+// recurrent step (O(1) work and memory per token), GPT with its KV cache (work and memory growing
+// with the position).
 #include "apps/generate.h"
 
 #include "apps/cli_checks.h"
@@ -19,10 +21,7 @@
 namespace mg::apps {
 
 namespace {
-std::vector<float> last_logits(const Tensor& logits) {  // (1, L, V) or (1, V) -> the last position's
-  Tensor last = logits.dim() == 3 ? narrow(logits, 1, logits.size(1) - 1, 1) : logits;
-  return last.reshape({-1}).to_vector<float>();
-}
+std::vector<float> as_vector(const Tensor& logits) { return logits.reshape({-1}).to_vector<float>(); }  // (1, V)
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
@@ -35,7 +34,7 @@ void add_generate_command(CLI::App& app) {
     int threads = 1;
   };
   auto flags = std::make_shared<Flags>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a trained checkpoint");
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a trained checkpoint (Mamba or GPT)");
   cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint written by `mambagrad train`")->capture_default_str();
   cmd->add_option("--prompt", flags->prompt, "Text to continue (every character must be in the model's vocabulary)");
   cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Tokens to generate")->capture_default_str()
@@ -55,7 +54,7 @@ void add_generate_command(CLI::App& app) {
     set_num_threads(flags->threads);
     NoGradGuard no_grad;
     LoadedCheckpoint checkpoint = load_checkpoint(flags->checkpoint);
-    std::shared_ptr<mamba::MambaLM> model = model_from_checkpoint(checkpoint);
+    std::shared_ptr<LanguageModel> model = model_from_checkpoint(checkpoint);
     model->eval();
     CharTokenizer tokenizer = CharTokenizer::from_vocabulary(checkpoint.info.vocabulary);
     MG_CHECK(!flags->prompt.empty(), "generate: --prompt must not be empty");
@@ -65,15 +64,14 @@ void add_generate_command(CLI::App& app) {
     std::fputs(flags->prompt.c_str(), stdout);
     std::fflush(stdout);
     auto start = std::chrono::steady_clock::now();
-    mamba::InferenceState state;
-    std::vector<float> logits =
-        last_logits(model->forward(from_vector(prompt, {1, static_cast<int64_t>(prompt.size())}), &state));
+    std::unique_ptr<GenerationSession> session = model->start_generation(1);
+    std::vector<float> logits = as_vector(session->feed(from_vector(prompt, {1, static_cast<int64_t>(prompt.size())})));
     auto after_prompt = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < flags->max_new_tokens; ++i) {
       int64_t token = sample_token(logits, flags->sampling, gen);
       std::fputc(tokenizer.decode(token), stdout);
       std::fflush(stdout);
-      if (i + 1 < flags->max_new_tokens) logits = last_logits(model->step(tensor({token}), state));
+      if (i + 1 < flags->max_new_tokens) logits = as_vector(session->feed(tensor({token}).reshape({1, 1})));
     }
     auto end = std::chrono::steady_clock::now();
     double prompt_s = std::chrono::duration<double>(after_prompt - start).count();

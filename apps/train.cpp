@@ -15,21 +15,29 @@ void add_train_command(CLI::App& app) {
   struct Flags {
     TrainOptions options;
     std::string data, config;
+    int64_t d_model = 0, n_layer = 0;  // 0: the kind's default
     int threads = 0;
     bool resume = false;
     std::string resume_from;
   };
   auto flags = std::make_shared<Flags>();
   TrainOptions& o = flags->options;
-  CLI::App* cmd = app.add_subcommand("train", "Train a Mamba character model on TinyShakespeare");
+  CLI::App* cmd = app.add_subcommand("train", "Train a character language model (Mamba or GPT) on TinyShakespeare");
+  cmd->add_option("--model", o.model_kind, "Model kind: mamba (the standard 474,880-parameter config) or gpt "
+                                           "(GPT-2 style, 477,792 parameters by default)")
+      ->capture_default_str()->check(CLI::IsMember({"mamba", "gpt"}));
   cmd->add_option("--data", flags->data,
                   "Training text (default: tinyshakespeare.txt from $MG_DATA_DIR, data/, ../shared/data/, "
                   "else downloaded)");
-  cmd->add_option("--config", flags->config, "Model config JSON (MambaConfig fields; flags below override)")
+  cmd->add_option("--config", flags->config, "Model config JSON (MambaConfig or GPTConfig fields, by --model; flags below override)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--d-model", o.model.d_model, "Model width")->capture_default_str()->check(kPositive);
-  cmd->add_option("--n-layer", o.model.n_layer, "Number of Mamba blocks")->capture_default_str()->check(kPositive);
-  cmd->add_option("--d-state", o.model.d_state, "SSM state size N")->capture_default_str()->check(kPositive);
+  cmd->add_option("--d-model", flags->d_model, "Model width (default: mamba 128, gpt 112)")->check(kPositive);
+  cmd->add_option("--n-layer", flags->n_layer, "Number of blocks (default: mamba 4, gpt 3)")->check(kPositive);
+  cmd->add_option("--d-state", o.model.d_state, "Mamba: SSM state size N")->capture_default_str()->check(kPositive);
+  cmd->add_option("--n-head", o.gpt.n_head, "GPT: attention heads")->capture_default_str()->check(kPositive);
+  cmd->add_option("--n-positions", o.gpt.n_positions, "GPT: context window (default: --seq-len)")->check(kPositive);
+  cmd->add_option("--dropout", o.gpt.dropout, "GPT: dropout on embeddings and residual branches")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
   cmd->add_option("--steps", o.steps, "Optimizer steps (the LR schedule's length)")->capture_default_str()->check(kPositive);
   cmd->add_option("--time-budget", o.time_budget_s, "Stop after this many seconds (0 = no limit), saving a checkpoint")
       ->capture_default_str()->check(kNonNegative);
@@ -55,16 +63,30 @@ void add_train_command(CLI::App& app) {
       ->check(kPositive);
   cmd->add_flag("--resume", flags->resume, "Continue from <out>/checkpoint.safetensors");
   cmd->add_option("--resume-from", flags->resume_from, "Continue from this checkpoint")->check(CLI::ExistingFile);
-  cmd->callback([flags] {
+  cmd->callback([flags, cmd] {
     TrainOptions options = flags->options;
     if (flags->threads > 0) set_num_threads(flags->threads);
     if (!flags->config.empty()) {
-      mamba::MambaConfig from_file = mamba::MambaConfig::load(flags->config);
       // Flags given explicitly on the command line win over the file.
-      if (options.model.d_model == mamba::MambaConfig{}.d_model) options.model = from_file;
+      if (options.model_kind == "gpt") {
+        std::string text = read_text_file(flags->config);
+        gpt::GPTConfig from_file = gpt::GPTConfig::from_json(text);
+        if (cmd->count("--n-head") == 0) options.gpt.n_head = from_file.n_head;
+        if (cmd->count("--n-positions") == 0) options.gpt.n_positions = from_file.n_positions;
+        if (cmd->count("--dropout") == 0) options.gpt.dropout = from_file.dropout;
+        options.gpt.n_embd = from_file.n_embd, options.gpt.n_layer = from_file.n_layer;
+        options.gpt.layer_norm_epsilon = from_file.layer_norm_epsilon;
+      } else if (options.model.d_model == mamba::MambaConfig{}.d_model) {
+        options.model = mamba::MambaConfig::load(flags->config);
+      }
     }
+    if (flags->d_model > 0) options.model.d_model = options.gpt.n_embd = flags->d_model;
+    if (flags->n_layer > 0) options.model.n_layer = options.gpt.n_layer = flags->n_layer;
+    if (cmd->count("--n-positions") == 0 && flags->config.empty()) options.gpt.n_positions = options.seq_len;
     if (flags->resume) options.resume = options.out_dir + "/checkpoint.safetensors";
     if (!flags->resume_from.empty()) options.resume = flags->resume_from;
+    options.validate();  // bad flags fail before the data is looked for
+    if (options.model_kind == "gpt" && options.resume.empty()) options.gpt.validate();
     std::string path = find_tinyshakespeare(flags->data);
     std::string text = read_text_file(path);
     std::fprintf(stderr, "train: data %s (%zu bytes)\n", path.c_str(), text.size());

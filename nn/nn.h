@@ -7,6 +7,8 @@
 #include "nn/dropout.h"
 #include "nn/embedding.h"
 #include "nn/init.h"
+#include "nn/kv_cache.h"
+#include "nn/layer_norm.h"
 #include "nn/linear.h"
 #include "nn/lr_schedule.h"
 #include "nn/module.h"

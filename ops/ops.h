@@ -1,10 +1,12 @@
 #pragma once
 // Every public op.
+#include "ops/attention.h"
 #include "ops/binary.h"
 #include "ops/conv1d.h"
 #include "ops/discretize.h"
 #include "ops/dropout.h"
 #include "ops/indexing.h"
+#include "ops/layer_norm.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
 #include "ops/rms_norm.h"

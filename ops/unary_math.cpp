@@ -123,6 +123,25 @@ struct GeluOp {
   }
 };
 
+// GPT-2's GELU: the tanh approximation of x Phi(x) (Hendrycks & Gimpel 2016, eq. in section 2),
+// as torch.nn.functional.gelu(x, approximate="tanh"). No CUDA kernel yet (no `kind`).
+//   gelu_tanh(x) = x/2 (1 + tanh(u)),  u = k (x + c x^3),  k = sqrt(2 / pi),  c = 0.044715
+struct GeluTanhOp {
+  static constexpr const char* name = "gelu_tanh";
+  static constexpr int kSaves = kSavesInput;
+  static constexpr double k = 0.79788456080286535588, c = 0.044715;
+  template <class T> T forward(T x) const {
+    return T(0.5) * x * (T(1) + cpu::fast_tanh(T(k) * (x + T(c) * x * x * x)));
+  }
+  // d/dx = (1 + t) / 2 + x/2 (1 - t^2) du/dx,  t = tanh(u),  du/dx = k (1 + 3 c x^2)
+  template <class T> T backward(T g, T x, T) const {
+    T x2 = x * x;
+    T t = cpu::fast_tanh(T(k) * (x + T(c) * x2 * x));
+    T du = T(k) * (T(1) + T(3 * c) * x2);
+    return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
+  }
+};
+
 struct SiluOp {
   static constexpr UnaryOp kind = UnaryOp::Silu;
   static constexpr const char* name = "silu";
@@ -149,6 +168,15 @@ struct SoftplusOp {
   }
 };
 
+// Ops with a CUDA kernel name their kind (ops/op_kinds.h); the others say so on a GPU tensor.
+template <class Op>
+constexpr bool kHasCudaKernel = requires { Op::kind; };
+
+template <class Op>
+[[noreturn]] void no_cuda_kernel(const Tensor& x) {
+  throw Error(str(Op::name, ": no CUDA kernel yet (input ", x.shape(), " on ", x.device(), ")"));
+}
+
 // Pow's exponent and Softplus's beta and threshold, for the CUDA kernels.
 template <class Op>
 UnaryParams params_of(const Op& op) {
@@ -166,8 +194,12 @@ struct UnaryBackward : Node {
   TensorList backward(const TensorList& grads) override {
     const Tensor& g = grads[0];
     Tensor dx = empty_like(g);
-    if (g.device().is_cuda()) MG_CUDA_DISPATCH(cuda::unary_backward(Op::kind, params_of(op), dx, g, x, out));
-    else dispatch_floating(g.dtype(), Op::name, [&]<class T>() { cpu::unary_backward_cpu<Op, T>(dx, g, x, out, op); });
+    if (g.device().is_cuda()) {
+      if constexpr (kHasCudaKernel<Op>) MG_CUDA_DISPATCH(cuda::unary_backward(Op::kind, params_of(op), dx, g, x, out));
+      else no_cuda_kernel<Op>(g);
+    } else {
+      dispatch_floating(g.dtype(), Op::name, [&]<class T>() { cpu::unary_backward_cpu<Op, T>(dx, g, x, out, op); });
+    }
     return {dx};
   }
 };
@@ -176,8 +208,12 @@ template <class Op>
 Tensor unary_op(const Tensor& x, Op op = {}) {
   check_floating(Op::name, x);
   Tensor out = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
-  if (x.device().is_cuda()) MG_CUDA_DISPATCH(cuda::unary_forward(Op::kind, params_of(op), out, x));
-  else dispatch_floating(x.dtype(), Op::name, [&]<class T>() { cpu::unary_forward_cpu<Op, T>(out, x, op); });
+  if (x.device().is_cuda()) {
+    if constexpr (kHasCudaKernel<Op>) MG_CUDA_DISPATCH(cuda::unary_forward(Op::kind, params_of(op), out, x));
+    else no_cuda_kernel<Op>(x);
+  } else {
+    dispatch_floating(x.dtype(), Op::name, [&]<class T>() { cpu::unary_forward_cpu<Op, T>(out, x, op); });
+  }
   if (needs_grad({x})) {
     auto node = std::make_shared<UnaryBackward<Op>>();
     node->op = op;
@@ -201,6 +237,7 @@ Tensor sigmoid(const Tensor& x) { return unary_op<SigmoidOp>(x); }
 Tensor tanh(const Tensor& x) { return unary_op<TanhOp>(x); }
 Tensor relu(const Tensor& x) { return unary_op<ReluOp>(x); }
 Tensor gelu(const Tensor& x) { return unary_op<GeluOp>(x); }
+Tensor gelu_tanh(const Tensor& x) { return unary_op<GeluTanhOp>(x); }
 Tensor silu(const Tensor& x) { return unary_op<SiluOp>(x); }
 Tensor softplus(const Tensor& x, double beta, double threshold) {
   MG_CHECK(beta != 0.0, "softplus: beta must be nonzero, got 0 (input ", x.shape(), ")");

@@ -1,7 +1,9 @@
 #include "apps/common/checkpoint.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "apps/common/model_kinds.h"
 #include "nn/safetensors.h"
 
 namespace mg::apps {
@@ -17,18 +19,23 @@ const std::string& required(const nn::SafetensorsMetadata& metadata, const std::
 }
 }  // namespace
 
-void save_checkpoint(const std::string& path, const mamba::MambaLM& model, const optim::Optimizer* optimizer,
+void save_checkpoint(const std::string& path, const LanguageModel& model, const optim::Optimizer* optimizer,
                      const CheckpointInfo& info) {
   nn::StateDict tensors = model.state_dict();
   if (optimizer) tensors.update(optimizer->state_dict().with_prefix(kOptimizerPrefix));
-  nlohmann::json rng = nlohmann::json::array();
-  for (uint64_t word : info.rng_state) rng.push_back(std::to_string(word));  // JSON numbers lose 64-bit precision
+  auto state_json = [](const Generator::State& state) {
+    nlohmann::json words = nlohmann::json::array();
+    for (uint64_t word : state) words.push_back(std::to_string(word));  // JSON numbers lose 64-bit precision
+    return words.dump();
+  };
   nn::SafetensorsMetadata metadata{{"format", kFormat},
-                                   {"config", info.config.to_json()},
+                                   {"model_kind", model.kind()},
+                                   {"config", model.config_json()},
                                    {"vocabulary", info.vocabulary},
                                    {"step", std::to_string(info.step)},
-                                   {"rng_state", rng.dump()},
+                                   {"rng_state", state_json(info.rng_state)},
                                    {"train_options", info.train_options}};
+  if (info.model_rng_state) metadata["model_rng_state"] = state_json(*info.model_rng_state);
   nn::save_safetensors(path, tensors, metadata);
 }
 
@@ -40,22 +47,28 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
            ": not a mambagrad checkpoint (metadata format is ",
            format == metadata.end() ? std::string("missing") : "\"" + format->second + "\"", ")");
   LoadedCheckpoint out;
-  out.info.config = mamba::MambaConfig::from_json(required(metadata, "config", path));
+  out.path = path;
+  if (auto kind = metadata.find("model_kind"); kind != metadata.end()) out.info.model_kind = kind->second;
+  const auto& kinds = model_kinds();
+  MG_CHECK(std::find(kinds.begin(), kinds.end(), out.info.model_kind) != kinds.end(), "checkpoint ", path,
+           ": unknown model_kind \"", out.info.model_kind, "\" (known: mamba, gpt)");
+  out.info.config = required(metadata, "config", path);
   out.info.vocabulary = required(metadata, "vocabulary", path);
   try {
     out.info.step = std::stoll(required(metadata, "step", path));
-    auto rng = nlohmann::json::parse(required(metadata, "rng_state", path));
-    MG_CHECK(rng.is_array() && rng.size() == 4, "checkpoint ", path, ": rng_state must hold 4 numbers");
-    for (size_t i = 0; i < 4; ++i) out.info.rng_state[i] = std::stoull(rng[i].get<std::string>());
+    auto parse_state = [&](const char* key, Generator::State& state) {
+      auto words = nlohmann::json::parse(required(metadata, key, path));
+      MG_CHECK(words.is_array() && words.size() == 4, "checkpoint ", path, ": ", key, " must hold 4 numbers");
+      for (size_t i = 0; i < 4; ++i) state[i] = std::stoull(words[i].get<std::string>());
+    };
+    parse_state("rng_state", out.info.rng_state);
+    if (metadata.count("model_rng_state") != 0) parse_state("model_rng_state", out.info.model_rng_state.emplace());
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(str("checkpoint ", path, ": malformed step or rng_state (", e.what(), ")"));
+    throw Error(str("checkpoint ", path, ": malformed step, rng_state or model_rng_state (", e.what(), ")"));
   }
   if (auto it = metadata.find("train_options"); it != metadata.end()) out.info.train_options = it->second;
-  MG_CHECK(static_cast<int64_t>(out.info.vocabulary.size()) == out.info.config.vocab_size, "checkpoint ", path,
-           ": the vocabulary has ", out.info.vocabulary.size(), " characters but the config says vocab_size ",
-           out.info.config.vocab_size);
   for (const auto& [name, t] : contents.tensors) {
     if (name.rfind(kOptimizerPrefix, 0) == 0) out.optimizer.set(name.substr(std::string(kOptimizerPrefix).size()), t);
     else out.model.set(name, t);
@@ -63,9 +76,18 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
   return out;
 }
 
-std::shared_ptr<mamba::MambaLM> model_from_checkpoint(const LoadedCheckpoint& checkpoint) {
+std::shared_ptr<LanguageModel> model_from_checkpoint(const LoadedCheckpoint& checkpoint) {
   Generator unused(0);  // the initial values are overwritten by the checkpoint's
-  auto model = std::make_shared<mamba::MambaLM>(checkpoint.info.config, unused);
+  std::shared_ptr<LanguageModel> model;
+  try {
+    model = make_model(checkpoint.info.model_kind, checkpoint.info.config, unused);
+  } catch (const Error& e) {
+    throw Error(str("checkpoint ", checkpoint.path, ": ", e.what()));
+  }
+  MG_CHECK(static_cast<int64_t>(checkpoint.info.vocabulary.size()) == model->vocab_size(), "checkpoint ",
+           checkpoint.path, ": the vocabulary has ",
+           checkpoint.info.vocabulary.size(), " characters but the ", checkpoint.info.model_kind,
+           " config says vocab_size ", model->vocab_size());
   model->load_state_dict(checkpoint.model, /*strict=*/true);
   return model;
 }

@@ -1,5 +1,6 @@
 #include "apps/common/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 
 #include "apps/common/checkpoint.h"
 #include "apps/common/loss_plot.h"
+#include "apps/common/model_kinds.h"
 #include "apps/common/text_dataset.h"
 #include "autograd/grad_mode.h"
 #include "nn/atomic_file.h"
@@ -35,6 +37,11 @@ void TrainOptions::validate() const {
   MG_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "train: betas must be in [0, 1)");
   MG_CHECK(eval_every > 0 && eval_batches > 0 && save_every > 0 && log_every > 0,
            "train: --eval-every, --eval-batches, --save-every and --log-every must be positive");
+  const auto& kinds = model_kinds();
+  MG_CHECK(std::find(kinds.begin(), kinds.end(), model_kind) != kinds.end(), "train: unknown --model \"", model_kind,
+           "\" (known: mamba, gpt)");
+  MG_CHECK(model_kind != "gpt" || seq_len <= gpt.n_positions, "train: --seq-len ", seq_len,
+           " exceeds the GPT's context window n_positions = ", gpt.n_positions, " (--n-positions)");
 }
 
 std::string TrainOptions::to_json() const {
@@ -67,13 +74,15 @@ std::string duration(double seconds) {
   return buf;
 }
 
-double evaluate(mamba::MambaLM& model, const std::vector<int64_t>& ids, const TrainOptions& o) {
+double evaluate(LanguageModel& model, const std::vector<int64_t>& ids, const TrainOptions& o) {
   NoGradGuard no_grad;
+  model.eval();  // no dropout
   double total = 0;
   for (int64_t i = 0; i < o.eval_batches; ++i) {
     Batch b = fixed_batch(ids, o.batch, o.seq_len, i, o.eval_batches);
     total += model.loss(b.inputs, b.targets).item<double>();
   }
+  model.train();
   return total / static_cast<double>(o.eval_batches);
 }
 
@@ -89,7 +98,7 @@ void truncate_metrics(const fs::path& path, int64_t step) {
   nn::write_file_atomically(path.string(), kept);
 }
 
-void write_loss_plot(const fs::path& metrics, const fs::path& svg) {
+void write_loss_plot(const fs::path& metrics, const fs::path& svg, const std::string& title) {
   Series train{"train loss", "#1f77b4", {}}, val{"val loss", "#d62728", {}};
   std::ifstream in(metrics);
   std::string line;
@@ -100,7 +109,7 @@ void write_loss_plot(const fs::path& metrics, const fs::path& svg) {
     if (j.contains("train_loss")) train.points.emplace_back(step, j["train_loss"].get<double>());
     if (j.contains("val_loss")) val.points.emplace_back(step, j["val_loss"].get<double>());
   }
-  nn::write_file_atomically(svg.string(), loss_curve_svg({train, val}, "Mamba on TinyShakespeare"));
+  nn::write_file_atomically(svg.string(), loss_curve_svg({train, val}, title));
 }
 
 }  // namespace
@@ -113,6 +122,8 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   if (!requested.resume.empty()) {
     resumed = load_checkpoint(requested.resume);
     options.restore_from_json(resumed.info.train_options);
+    options.model_kind = resumed.info.model_kind;  // the checkpoint's model, whatever --model says
+    if (options.model_kind == "gpt") options.gpt = gpt::GPTConfig::from_json(resumed.info.config);
     options.validate();
   }
   fs::create_directories(options.out_dir);
@@ -121,7 +132,7 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   result.checkpoint_path = (out / "checkpoint.safetensors").string();
 
   // Model, tokenizer and sampler: fresh, or exactly as the checkpoint left them.
-  std::shared_ptr<mamba::MambaLM> model;
+  std::shared_ptr<LanguageModel> model;
   CharTokenizer tokenizer;
   Generator batch_gen(options.seed ^ 0x5DEECE66Dull);
   optim::AdamWOptions adam{.beta1 = options.beta1, .beta2 = options.beta2, .eps = 1e-8};
@@ -129,13 +140,23 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
     model = model_from_checkpoint(resumed);
     tokenizer = CharTokenizer::from_vocabulary(resumed.info.vocabulary);
     batch_gen.set_state(resumed.info.rng_state);
+    if (resumed.info.model_rng_state && model->training_generator() != nullptr)
+      model->training_generator()->set_state(*resumed.info.model_rng_state);
     result.first_step = resumed.info.step;
   } else {
     tokenizer = CharTokenizer::from_text(text);
-    mamba::MambaConfig config = options.model;
-    config.vocab_size = tokenizer.size();
+    std::string config;
+    if (options.model_kind == "gpt") {
+      gpt::GPTConfig c = options.gpt;
+      c.vocab_size = tokenizer.size();
+      config = c.to_json();
+    } else {
+      mamba::MambaConfig c = options.model;
+      c.vocab_size = tokenizer.size();
+      config = c.to_json();
+    }
     Generator init_gen(options.seed);
-    model = std::make_shared<mamba::MambaLM>(config, init_gen);
+    model = make_model(options.model_kind, config, init_gen);
   }
   TextSplits data = split_90_10(tokenizer.encode(text));
   optim::AdamW optimizer(optim::weight_decay_groups(model->named_parameters(), options.lr, options.weight_decay), adam);
@@ -151,16 +172,19 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
 
   auto save = [&](int64_t step) {
-    save_checkpoint(result.checkpoint_path, *model, &optimizer,
-                    {model->config, tokenizer.vocabulary(), step, batch_gen.state(), options.to_json()});
+    CheckpointInfo info;  // the model's kind and config are taken from the model
+    info.vocabulary = tokenizer.vocabulary(), info.step = step, info.rng_state = batch_gen.state();
+    info.train_options = options.to_json();
+    if (Generator* g = model->training_generator()) info.model_rng_state = g->state();
+    save_checkpoint(result.checkpoint_path, *model, &optimizer, info);
   };
   const bool tty = ::isatty(STDERR_FILENO);
   const auto start = Clock::now();
   double window_loss = 0;
   int64_t window_steps = 0, step = result.first_step;
   if (options.progress)
-    std::fprintf(stderr, "train: %ld parameters, %zu train / %zu val tokens, %ld steps of %ld x %ld tokens\n",
-                 static_cast<long>(model->num_parameters()), data.train.size(), data.val.size(),
+    std::fprintf(stderr, "train: %s, %ld parameters, %zu train / %zu val tokens, %ld steps of %ld x %ld tokens\n",
+                 model->kind().c_str(), static_cast<long>(model->num_parameters()), data.train.size(), data.val.size(),
                  static_cast<long>(options.steps), static_cast<long>(options.batch), static_cast<long>(options.seq_len));
   while (step < options.steps) {
     double lr = schedule.lr(step);
@@ -204,7 +228,9 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
     }
     if (step % options.eval_every == 0 || last) {
       result.val_loss = evaluate(*model, data.val, options);
-      metrics << json{{"step", step}, {"val_loss", result.val_loss}}.dump() << "\n" << std::flush;
+      const double eval_elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      metrics << json{{"step", step}, {"val_loss", result.val_loss}, {"elapsed_s", eval_elapsed}}.dump() << "\n"
+              << std::flush;
       if (options.progress) std::fprintf(stderr, "%sstep %ld: val loss %.4f\n", tty ? "\n" : "", static_cast<long>(step), result.val_loss);
     }
     if (step % options.save_every == 0 || last) save(step);
@@ -215,7 +241,8 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   }
   result.last_step = step;
   metrics.close();
-  write_loss_plot(out / "metrics.jsonl", out / "loss.svg");
+  write_loss_plot(out / "metrics.jsonl", out / "loss.svg",
+                  (model->kind() == "gpt" ? std::string("GPT") : std::string("Mamba")) + " on TinyShakespeare");
   if (options.progress)
     std::fprintf(stderr, "train: done at step %ld, val loss %.4f, %.1fk tokens/s; wrote %s, %s, %s\n",
                  static_cast<long>(step), result.val_loss, result.tokens_per_second / 1000,

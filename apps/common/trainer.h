@@ -1,16 +1,20 @@
 #pragma once
-// Training a Mamba character model on a text: the loop behind `mambagrad train`, as a function,
-// so tests can run it on a tiny model (and check that a resumed run repeats an unbroken one).
+// Training a character language model (Mamba or GPT) on a text: the loop behind `mambagrad train`,
+// as a function, so tests can run it on a tiny model (and check that a resumed run repeats an
+// unbroken one). One loop for every model kind: it sees models/language_model.h.
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "models/gpt/config.h"
 #include "models/mamba/config.h"
 
 namespace mg::apps {
 
 struct TrainOptions {
-  mamba::MambaConfig model;  // vocab_size is set from the text
+  std::string model_kind = "mamba";  // "mamba" or "gpt" (apps/common/model_kinds.h)
+  mamba::MambaConfig model;  // the Mamba's config; vocab_size is set from the text
+  gpt::GPTConfig gpt;        // the GPT's config; vocab_size is set from the text
   int64_t steps = 2000;      // optimizer updates in the whole run (the schedule's length)
   double time_budget_s = 0;  // > 0: stop (with a checkpoint) once this much time has passed
   int64_t batch = 32;

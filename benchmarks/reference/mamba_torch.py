@@ -303,17 +303,11 @@ def check(model, a):
         assert err < 1e-4
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_training_args(p):
+    """The options of `mambagrad train` that shape a step: data, threads, seed, schedule, AdamW, clip
+    (shared with gpt_torch.py)."""
     p.add_argument("--data", default="/work/shared/data/tinyshakespeare.txt")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    p.add_argument("--scan", choices=["sequential", "sequential-literal", "chunked", "streamed"], default="sequential")
-    p.add_argument("--chunk", type=int, default=32, help="chunk length T of --scan chunked/streamed")
-    p.add_argument("--measure-steps", type=int, default=20, help="time this many steps (after 3 warm-up)")
-    p.add_argument("--time-budget", type=float, default=0, help="> 0: train this many seconds, print val loss")
-    p.add_argument("--generate", type=int, default=0, help="> 0: time generating this many tokens at batch 1")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--check", action="store_true", help="check step == forward and the scans agree, then exit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=2000, help="the LR schedule's length (as `mambagrad train`)")
     p.add_argument("--batch", type=int, default=32)
@@ -323,6 +317,18 @@ def main():
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--clip", type=float, default=1.0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_args(p)
+    p.add_argument("--scan", choices=["sequential", "sequential-literal", "chunked", "streamed"], default="sequential")
+    p.add_argument("--chunk", type=int, default=32, help="chunk length T of --scan chunked/streamed")
+    p.add_argument("--measure-steps", type=int, default=20, help="time this many steps (after 3 warm-up)")
+    p.add_argument("--time-budget", type=float, default=0, help="> 0: train this many seconds, print val loss")
+    p.add_argument("--generate", type=int, default=0, help="> 0: time generating this many tokens at batch 1")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--check", action="store_true", help="check step == forward and the scans agree, then exit")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)

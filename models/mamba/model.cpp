@@ -25,7 +25,7 @@ MambaBackbone::MambaBackbone(const MambaConfig& config, Generator& gen) : nn::Mo
   norm_f = register_module("norm_f", std::make_shared<nn::RMSNorm>(config.d_model, config.norm_eps));
 }
 
-MambaLM::MambaLM(const MambaConfig& config_, Generator& gen) : nn::Module("MambaLM"), config(config_) {
+MambaLM::MambaLM(const MambaConfig& config_, Generator& gen) : LanguageModel("MambaLM"), config(config_) {
   config.validate();
   backbone = register_module("backbone", std::make_shared<MambaBackbone>(config, gen));
   // The official _init_weights: embedding ~ N(0, 0.02); out_proj re-drawn kaiming-uniform and

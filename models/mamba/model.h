@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "models/mamba/config.h"
+#include "models/language_model.h"
 #include "models/mamba/mixer.h"
 #include "nn/containers.h"
 #include "nn/embedding.h"
@@ -41,7 +42,7 @@ struct InferenceState {
   Tensor workspace;
 };
 
-class MambaLM : public nn::Module {
+class MambaLM : public LanguageModel {
  public:
   // Builds the model with the official initialisation, drawing from `gen`.
   MambaLM(const MambaConfig& config, Generator& gen);
@@ -50,7 +51,13 @@ class MambaLM : public nn::Module {
   // the last position, so step() can continue from a prompt processed in parallel.
   Tensor forward(const Tensor& tokens, InferenceState* state = nullptr);
   // Mean next-token cross-entropy of forward(inputs) against targets (B, L).
-  Tensor loss(const Tensor& inputs, const Tensor& targets);
+  Tensor loss(const Tensor& inputs, const Tensor& targets) override;
+
+  // LanguageModel: generation processes the prompt in parallel, then steps (models/mamba/generation.cpp).
+  std::string kind() const override { return "mamba"; }
+  std::string config_json() const override { return config.to_json(); }
+  int64_t vocab_size() const override { return config.vocab_size; }
+  std::unique_ptr<GenerationSession> start_generation(int64_t batch) override;
 
   // Recurrent generation: O(1) work and memory per token. tokens (B) int64 -> logits (B, vocab).
   // On the CPU step() runs the fused step (models/mamba/fused_step.h); elsewhere, and for a state

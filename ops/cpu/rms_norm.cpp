@@ -11,26 +11,11 @@
 #include <vector>
 
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/sum_in_double.h"
 
 namespace mg {
 
-namespace {
-
-// sum_{i<n} term(i) in double, in 8 independent partial sums (a fixed order, so the same bits
-// every time) that the compiler can keep in vector registers instead of one serial chain.
-template <class Term>
-double sum_in_double(int64_t n, Term&& term) {
-  double lanes[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) lanes[k] += term(i + k);
-  double total = 0;
-  for (int k = 0; k < 8; ++k) total += lanes[k];
-  for (; i < n; ++i) total += term(i);
-  return total;
-}
-
-}  // namespace
+using cpu::sum_in_double;
 
 template <class T>
 void rms_norm_forward_cpu(T* out, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, double eps) {

@@ -6,6 +6,8 @@
 #include "apps/common/sampling.h"
 #include "apps/common/text_dataset.h"
 #include "apps/common/trainer.h"
+#include "models/gpt/model.h"
+#include "models/mamba/model.h"
 #include "nn/safetensors.h"
 #include "test_util.h"
 
@@ -38,6 +40,16 @@ TrainOptions tiny_options(const std::string& out) {
   o.min_lr = 1e-3;
   o.out_dir = out;
   o.progress = false;
+  return o;
+}
+
+TrainOptions tiny_gpt_options(const std::string& out) {
+  TrainOptions o = tiny_options(out);
+  o.model_kind = "gpt";
+  o.gpt.n_embd = 16;
+  o.gpt.n_layer = 2;
+  o.gpt.n_head = 2;
+  o.gpt.n_positions = 16;
   return o;
 }
 
@@ -101,17 +113,21 @@ TEST(Trainer, LossFallsAndFilesAreWritten) {
   fs::remove_all(dir);
 }
 
-TEST(Trainer, ResumeContinuesBitIdentically) {
-  fs::path one = fresh_dir("one"), two = fresh_dir("two");
-  TrainOptions o = tiny_options(one.string());
-  TrainResult unbroken = train(o, tiny_text());  // 12 steps in one run
+// A run stopped after its first step and resumed gives the same losses, bit for bit, as one run
+// with `options` (out_dir is replaced).
+void expect_resume_repeats_unbroken_run(const TrainOptions& options, const std::string& name) {
+  fs::path one = fresh_dir(name + "_one"), two = fresh_dir(name + "_two");
+  TrainOptions unbroken_options = options;
+  unbroken_options.out_dir = one.string();
+  TrainResult unbroken = train(unbroken_options, tiny_text());
 
-  TrainOptions first = tiny_options(two.string());
-  first.steps = 12;
+  TrainOptions first = options;
+  first.out_dir = two.string();
   first.time_budget_s = 1e-9;  // stops (with a checkpoint) after its first step
   TrainResult part1 = train(first, tiny_text());
   ASSERT_TRUE(part1.stopped_by_time_budget);
-  TrainOptions second = tiny_options(two.string());
+  TrainOptions second = options;
+  second.out_dir = two.string();
   second.resume = (two / "checkpoint.safetensors").string();
   TrainResult part2 = train(second, tiny_text());
   std::vector<double> joined = part1.losses;
@@ -122,6 +138,8 @@ TEST(Trainer, ResumeContinuesBitIdentically) {
   fs::remove_all(one);
   fs::remove_all(two);
 }
+
+TEST(Trainer, ResumeContinuesBitIdentically) { expect_resume_repeats_unbroken_run(tiny_options(""), "resume"); }
 
 TEST(Trainer, DivergenceStopsNamingTheStepAndKeepsTheCheckpoint) {
   fs::path dir = fresh_dir("nan");
@@ -143,6 +161,49 @@ TEST(Trainer, DivergenceStopsNamingTheStepAndKeepsTheCheckpoint) {
   fs::remove_all(dir);
 }
 
+TEST(Trainer, GptLearnsResumesBitIdenticallyAndItsKindIsInTheCheckpoint) {
+  fs::path one = fresh_dir("gpt_one"), two = fresh_dir("gpt_two");
+  TrainOptions o = tiny_gpt_options(one.string());
+  o.steps = 40;
+  TrainResult unbroken = train(o, tiny_text());
+  EXPECT_LT(unbroken.losses.back(), 0.6 * unbroken.losses.front());
+  LoadedCheckpoint c = load_checkpoint((one / "checkpoint.safetensors").string());
+  EXPECT_EQ(c.info.model_kind, "gpt");
+  EXPECT_EQ(gpt::GPTConfig::from_json(c.info.config).n_embd, 16);
+  auto model = model_from_checkpoint(c);
+  EXPECT_EQ(model->kind(), "gpt");
+  ASSERT_NE(dynamic_cast<gpt::GPT*>(model.get()), nullptr);
+  EXPECT_TRUE(c.model.contains("transformer.h.1.attn.c_attn.weight"));
+
+  TrainOptions first = tiny_gpt_options(two.string());
+  first.steps = 40;
+  first.time_budget_s = 1e-9;  // stops (with a checkpoint) after its first step
+  train(first, tiny_text());
+  TrainOptions second = tiny_options(two.string());  // says mamba: the checkpoint's kind wins
+  second.steps = 40;
+  second.resume = (two / "checkpoint.safetensors").string();
+  TrainResult part2 = train(second, tiny_text());
+  ASSERT_EQ(part2.losses.size(), 39u);
+  for (size_t i = 0; i < part2.losses.size(); ++i) EXPECT_EQ(part2.losses[i], unbroken.losses[i + 1]) << "step " << i + 2;
+  EXPECT_EQ(load_checkpoint((two / "checkpoint.safetensors").string()).info.model_kind, "gpt");
+
+  TrainOptions too_long = tiny_gpt_options(one.string());
+  too_long.seq_len = 17;
+  EXPECT_TRUE(test::throws_error([&] { train(too_long, tiny_text()); }, "--seq-len 17", "n_positions = 16"));
+  TrainOptions unknown = tiny_options(one.string());
+  unknown.model_kind = "rnn";
+  EXPECT_TRUE(test::throws_error([&] { train(unknown, tiny_text()); }, "unknown --model \"rnn\""));
+  fs::remove_all(one);
+  fs::remove_all(two);
+}
+
+TEST(Trainer, GptWithDropoutResumesBitIdentically) {
+  // The dropout masks come from the model's own generator, whose state the checkpoint keeps.
+  TrainOptions o = tiny_gpt_options("");
+  o.gpt.dropout = 0.2;
+  expect_resume_repeats_unbroken_run(o, "dropout");
+}
+
 TEST(Checkpoint, RoundTripAndBadFiles) {
   fs::path dir = fresh_dir("ckpt");
   TrainOptions o = tiny_options(dir.string());
@@ -151,7 +212,8 @@ TEST(Checkpoint, RoundTripAndBadFiles) {
   LoadedCheckpoint c = load_checkpoint((dir / "checkpoint.safetensors").string());
   EXPECT_EQ(c.info.step, 3);
   EXPECT_EQ(c.info.vocabulary, CharTokenizer::from_text(tiny_text()).vocabulary());
-  EXPECT_EQ(c.info.config.d_model, 16);
+  EXPECT_EQ(c.info.model_kind, "mamba");
+  EXPECT_EQ(mamba::MambaConfig::from_json(c.info.config).d_model, 16);
   EXPECT_FALSE(c.optimizer.empty());
   auto model = model_from_checkpoint(c);
   for (const auto& [name, t] : model->state_dict()) EXPECT_TRUE(test::all_close(t, c.model.at(name), 0, 0)) << name;
@@ -160,6 +222,16 @@ TEST(Checkpoint, RoundTripAndBadFiles) {
   EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "plain.safetensors").string()); }, "not a mambagrad checkpoint"));
   std::ofstream((dir / "garbage.safetensors").string()) << "not a checkpoint at all";
   EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "garbage.safetensors").string()); }, "garbage.safetensors"));
+  // A kind this build does not know, and a config its kind rejects, name the file.
+  nn::SafetensorsContents contents = nn::load_safetensors((dir / "checkpoint.safetensors").string());
+  contents.metadata["model_kind"] = "rnn";
+  nn::save_safetensors((dir / "rnn.safetensors").string(), contents.tensors, contents.metadata);
+  EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "rnn.safetensors").string()); }, "rnn.safetensors",
+                                 "unknown model_kind \"rnn\""));
+  contents.metadata["model_kind"] = "gpt";  // a Mamba config read as a GPT's
+  nn::save_safetensors((dir / "mixed.safetensors").string(), contents.tensors, contents.metadata);
+  EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(load_checkpoint((dir / "mixed.safetensors").string())); },
+                                 "mixed.safetensors", "GPTConfig: unknown field"));
   fs::remove_all(dir);
 }
 

@@ -1,0 +1,30 @@
+#pragma once
+// One training step as apps/common/trainer.cpp runs it (forward, cross-entropy, backward, gradient
+// clipping, AdamW), timed by Google Benchmark for any LanguageModel: items/s = tokens/s. Random
+// tokens: the speed does not depend on the text.
+#include <benchmark/benchmark.h>
+
+#include "mambagrad.h"
+#include "models/language_model.h"
+
+namespace mg::bench {
+
+inline void time_train_steps(benchmark::State& state, LanguageModel& model, int64_t batch, int64_t seq_len) {
+  Generator gen(0);
+  optim::AdamW optimizer(optim::weight_decay_groups(model.named_parameters(), 2e-3, 0.1), {.beta1 = 0.9, .beta2 = 0.95});
+  TensorList leaves = model.parameters();
+  Tensor tokens = randint(0, model.vocab_size(), {batch, seq_len + 1}, gen);
+  Tensor inputs = contiguous(narrow(tokens, 1, 0, seq_len)), targets = contiguous(narrow(tokens, 1, 1, seq_len));
+  for (auto _ : state) {
+    Tensor loss = model.loss(inputs, targets);
+    optimizer.zero_grad();
+    loss.backward();
+    nn::clip_grad_norm_(leaves, 1.0);
+    optimizer.step();
+    benchmark::DoNotOptimize(loss.raw_data());
+  }
+  state.SetItemsProcessed(state.iterations() * batch * seq_len);
+  state.counters["parameters"] = static_cast<double>(model.num_parameters());
+}
+
+}  // namespace mg::bench
