@@ -102,6 +102,13 @@ void rms_norm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, co
 void rms_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
                        const Tensor& weight, const Tensor& rstd);
 
+// ---- layer_norm.cu: x, out (rows, dim) contiguous; weight, bias (dim) or undefined; mean, rstd
+// (rows) saved for the backward. dweight, dbias (dim) may be undefined (not needed).
+void layer_norm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                        const Tensor& weight, const Tensor& bias, double eps);
+void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                         const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd);
+
 // ---- discretize.cu: the zero-order-hold discretization (ops/discretize.h), elementwise over the
 // broadcast shape: A_bar = exp(delta A); B_bar = delta exprel(delta A) B (exact) or delta B.
 // Outputs contiguous; inputs broadcast to them with any strides.

@@ -22,6 +22,9 @@ __device__ T unary_value(T x, T p0, T p1) {
   if constexpr (op == UnaryOp::Tanh) return dtanh(x);
   if constexpr (op == UnaryOp::Relu) return x < T(0) ? T(0) : x;  // NaN stays NaN
   if constexpr (op == UnaryOp::Gelu) return x * T(0.5) * (T(1) + derf(x * T(0.70710678118654752440)));
+  if constexpr (op == UnaryOp::GeluTanh) {  // x/2 (1 + tanh(k (x + c x^3))), k = sqrt(2 / pi), c = 0.044715
+    return T(0.5) * x * (T(1) + dtanh(T(0.79788456080286535588) * (x + T(0.044715) * x * x * x)));
+  }
   if constexpr (op == UnaryOp::Silu) return dsilu(x);
   if constexpr (op == UnaryOp::Softplus) return dsoftplus(x, p0, p1);
   return x;
@@ -48,6 +51,11 @@ __device__ T unary_gradient(T g, T x, T y, T p0, T p1) {
     T cdf = T(0.5) * (T(1) + derf(x * T(0.70710678118654752440)));
     T pdf = dexp(T(-0.5) * x * x) * T(0.3989422804014327);  // 1 / sqrt(2 pi)
     return g * (cdf + x * pdf);
+  }
+  if constexpr (op == UnaryOp::GeluTanh) {  // (1 + t) / 2 + x/2 (1 - t^2) k (1 + 3 c x^2),  t = tanh(u)
+    const T k = T(0.79788456080286535588), c = T(0.044715), x2 = x * x;
+    const T t = dtanh(k * (x + c * x2 * x));
+    return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k * (T(1) + T(3) * c * x2));
   }
   if constexpr (op == UnaryOp::Silu) {
     T s = dsigmoid(x);
@@ -99,6 +107,7 @@ void dispatch_unary(UnaryOp op, Fn&& fn) {
     case UnaryOp::Tanh: return fn.template operator()<UnaryOp::Tanh>();
     case UnaryOp::Relu: return fn.template operator()<UnaryOp::Relu>();
     case UnaryOp::Gelu: return fn.template operator()<UnaryOp::Gelu>();
+    case UnaryOp::GeluTanh: return fn.template operator()<UnaryOp::GeluTanh>();
     case UnaryOp::Silu: return fn.template operator()<UnaryOp::Silu>();
     case UnaryOp::Softplus: return fn.template operator()<UnaryOp::Softplus>();
   }

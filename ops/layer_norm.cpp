@@ -2,10 +2,11 @@
 //   forward:  two passes per row; saves x, mean and rstd = rsqrt(var + eps) per row (rows,)
 //   backward: dx = rstd * (g w - mean(g w) - xhat * mean(g w xhat)),  xhat = (x - mean) * rstd;
 //             dweight = sum over rows of g * xhat, dbias = sum over rows of g (derivation beside the
-//             kernel, in ops/cpu/layer_norm.cpp)
+//             kernel, in ops/cpu/layer_norm.cpp; the GPU's twin is cuda/layer_norm.cu)
 #include "ops/layer_norm.h"
 
 #include "autograd/function.h"
+#include "cuda/kernels.h"
 #include "ops/check.h"
 #include "ops/cpu/layer_norm.h"
 #include "ops/view.h"
@@ -14,15 +15,6 @@
 namespace mg {
 
 namespace {
-
-// The one place that knows which devices have a kernel.
-void check_device(const Tensor& x) {
-  switch (x.device().type) {
-    case DeviceType::CPU: return;
-    case DeviceType::CUDA:
-      throw Error(str("layer_norm: no CUDA kernel yet (input ", x.shape(), " on ", x.device(), ")"));
-  }
-}
 
 struct LayerNormBackward : Node {
   Tensor x;             // saved: (rows, D) contiguous
@@ -35,12 +27,16 @@ struct LayerNormBackward : Node {
   void release_saved() override { x = weight = mean = rstd = Tensor(); }
 
   TensorList backward(const TensorList& grads) override {
-    check_device(grads[0]);
     const int64_t rows = x.size(0), dim = x.size(1);
     Tensor dout = contiguous(grads[0]).reshape({rows, dim});
-    Tensor dx = empty({rows, dim}, {.dtype = x.dtype()});
-    Tensor dweight = weight_needs_grad ? empty({dim}, {.dtype = x.dtype()}) : Tensor();
-    Tensor dbias = bias_needs_grad ? empty({dim}, {.dtype = x.dtype()}) : Tensor();
+    const TensorOptions options{.dtype = x.dtype(), .device = x.device()};
+    Tensor dx = empty({rows, dim}, options);
+    Tensor dweight = weight_needs_grad ? empty({dim}, options) : Tensor();
+    Tensor dbias = bias_needs_grad ? empty({dim}, options) : Tensor();
+    if (x.device().is_cuda()) {
+      MG_CUDA_DISPATCH(cuda::layer_norm_backward(dx, dweight, dbias, dout, x, weight, mean, rstd));
+      return {dx.view(input_shape), dweight, dbias};
+    }
     dispatch_floating(x.dtype(), "layer_norm", [&]<class T>() {
       cpu::layer_norm_backward_cpu<T>(dx.data<T>(), dweight.defined() ? dweight.data<T>() : nullptr,
                                       dbias.defined() ? dbias.data<T>() : nullptr, dout.data<T>(), x.data<T>(),
@@ -64,20 +60,24 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   check_parameter("weight", weight, x);
   check_parameter("bias", bias, x);
   MG_CHECK(eps >= 0, "layer_norm: eps must be non-negative, got ", eps);
-  check_device(x);
 
   // x: (..., D) -> rows: (rows, D)
   const int64_t dim = x.size(-1), rows = dim == 0 ? 0 : x.numel() / dim;
   Tensor rows_x = contiguous(x.detach()).reshape({rows, dim});
   Tensor w = weight.defined() ? contiguous(weight.detach()) : Tensor();
   Tensor b = bias.defined() ? contiguous(bias.detach()) : Tensor();
-  Tensor out = empty(x.shape(), {.dtype = x.dtype()});
-  Tensor mean = empty({rows}, {.dtype = x.dtype()}), rstd = empty({rows}, {.dtype = x.dtype()});
-  dispatch_floating(x.dtype(), "layer_norm", [&]<class T>() {
-    cpu::layer_norm_forward_cpu<T>(out.data<T>(), mean.data<T>(), rstd.data<T>(), rows_x.data<T>(),
-                                   w.defined() ? w.data<T>() : nullptr, b.defined() ? b.data<T>() : nullptr, rows,
-                                   dim, eps);
-  });
+  const TensorOptions options{.dtype = x.dtype(), .device = x.device()};
+  Tensor out = empty(x.shape(), options);
+  Tensor mean = empty({rows}, options), rstd = empty({rows}, options);
+  if (x.device().is_cuda()) {
+    MG_CUDA_DISPATCH(cuda::layer_norm_forward(out.view({rows, dim}), mean, rstd, rows_x, w, b, eps));
+  } else {
+    dispatch_floating(x.dtype(), "layer_norm", [&]<class T>() {
+      cpu::layer_norm_forward_cpu<T>(out.data<T>(), mean.data<T>(), rstd.data<T>(), rows_x.data<T>(),
+                                     w.defined() ? w.data<T>() : nullptr, b.defined() ? b.data<T>() : nullptr, rows,
+                                     dim, eps);
+    });
+  }
 
   if (needs_grad({x, weight, bias})) {
     auto node = std::make_shared<LayerNormBackward>();

@@ -7,7 +7,7 @@ namespace mg {
 enum class BinaryOp : int { Add, Sub, Mul, Div };
 
 // Parameters travel beside the kind: Pow's exponent, Softplus's beta and threshold.
-enum class UnaryOp : int { Neg, Exp, Log, Sqrt, Rsqrt, Pow, Abs, Sigmoid, Tanh, Relu, Gelu, Silu, Softplus };
+enum class UnaryOp : int { Neg, Exp, Log, Sqrt, Rsqrt, Pow, Abs, Sigmoid, Tanh, Relu, Gelu, GeluTanh, Silu, Softplus };
 
 struct UnaryParams {
   double p0 = 0, p1 = 0;  // Pow: exponent; Softplus: beta, threshold

@@ -127,6 +127,7 @@ struct GeluOp {
 // as torch.nn.functional.gelu(x, approximate="tanh"). No CUDA kernel yet (no `kind`).
 //   gelu_tanh(x) = x/2 (1 + tanh(u)),  u = k (x + c x^3),  k = sqrt(2 / pi),  c = 0.044715
 struct GeluTanhOp {
+  static constexpr UnaryOp kind = UnaryOp::GeluTanh;
   static constexpr const char* name = "gelu_tanh";
   static constexpr int kSaves = kSavesInput;
   static constexpr double k = 0.79788456080286535588, c = 0.044715;

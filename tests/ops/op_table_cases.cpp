@@ -54,11 +54,10 @@ void add_unary(std::vector<OpCase>& rows) {
   for (double e : {2.0, 3.0, 0.5, 0.0})
     rows.push_back({str("pow_", static_cast<int>(e * 10)), "pow", {in({4, 33}, K::Positive)},
                     one([e](auto& x) { return pow(x[0], e); })});
-  // GPT-2's GELU: no CUDA kernel yet.
   rows.push_back({"gelu_tanh_odd", "gelu_tanh", {in({3, 37})}, one([](auto& x) { return gelu_tanh(mul(x[0], 4.0)); }),
-                  1e-6, 1e-5, "", false});
+                  1e-6, 1e-5});
   rows.push_back({"gelu_tanh_transposed", "gelu_tanh", {transposed({5, 33})}, one([](auto& x) { return gelu_tanh(x[0]); }),
-                  1e-6, 1e-5, "", false});
+                  1e-6, 1e-5});
   rows.push_back({"softplus_default", "softplus", {in({4, 33})}, one([](auto& x) { return softplus(mul(x[0], 30.0)); })});
   rows.push_back({"softplus_beta", "softplus", {in({4, 33})}, one([](auto& x) { return softplus(x[0], 2.0, 1.0); })});
 }
@@ -158,21 +157,21 @@ void add_layers(std::vector<OpCase>& rows) {
   rows.push_back({"rms_norm_many_rows", "rms_norm", {in({2, 150, 33}), in({33})},
                   one([](auto& x) { return rms_norm(x[0], x[1], 1e-6); })});
   rows.push_back({"rms_norm_no_weight_wide", "rms_norm", {in({2, 1000})}, one([](auto& x) { return rms_norm(x[0], Tensor()); })});
-  // LayerNorm and attention (the GPT's): no CUDA kernels yet.
+  // LayerNorm and attention (the GPT's).
   rows.push_back({"layer_norm_weight_bias", "layer_norm", {in({3, 37}), in({37}), in({37})},
-                  one([](auto& x) { return layer_norm(x[0], x[1], x[2]); }), 1e-6, 1e-5, "", false});
+                  one([](auto& x) { return layer_norm(x[0], x[1], x[2]); }), 1e-6, 1e-5});
   rows.push_back({"layer_norm_transposed_many_rows", "layer_norm", {transposed({2, 33, 150}), in({150}), in({150})},
-                  one([](auto& x) { return layer_norm(x[0], x[1], x[2], 1e-6); }), 1e-6, 1e-5, "", false});
+                  one([](auto& x) { return layer_norm(x[0], x[1], x[2], 1e-6); }), 1e-6, 1e-5});
   rows.push_back({"layer_norm_no_parameters_wide", "layer_norm", {in({2, 1000})},
-                  one([](auto& x) { return layer_norm(x[0], Tensor(), Tensor()); }), 1e-6, 1e-5, "", false});
+                  one([](auto& x) { return layer_norm(x[0], Tensor(), Tensor()); }), 1e-6, 1e-5});
   rows.push_back({"attention_causal_L70_Dh5", "scaled_dot_product_attention", {in({2, 3, 70, 5}), in({2, 3, 70, 5}), in({2, 3, 70, 5})},
-                  one([](auto& x) { return scaled_dot_product_attention(mul(x[0], 3.0), x[1], x[2]); }), 1e-6, 1e-5, "", false});
+                  one([](auto& x) { return scaled_dot_product_attention(mul(x[0], 3.0), x[1], x[2]); }), 1e-6, 1e-5});
   rows.push_back({"attention_decode_Lk77", "scaled_dot_product_attention", {in({1, 2, 1, 8}), in({1, 2, 77, 8}), in({1, 2, 77, 8})},
-                  one([](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }), 1e-6, 1e-5, "", false});
+                  one([](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }), 1e-6, 1e-5});
   rows.push_back({"attention_full_transposed", "scaled_dot_product_attention",
                   {transposed({1, 2, 9, 66}), in({1, 2, 9, 66}), in({1, 2, 9, 66})},
                   one([](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2], {.causal = false}); }), 1e-6,
-                  1e-5, "", false});
+                  1e-5});
   rows.push_back({"dropout_same_mask", "dropout", {transposed({7, 33})}, one([](auto& x) {
                     Generator gen(5);
                     return dropout(x[0], 0.3, gen);
