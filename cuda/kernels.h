@@ -124,7 +124,8 @@ void discretize_b_backward(const Tensor& ddelta, const Tensor& dA, const Tensor&
 
 // ---- selective_scan.cu: the selective scan (ops/selective_scan.h) on pointers to one GPU's
 // memory (ops/selective_scan.cpp passes contiguous tensors of `device`).
-// Values in the forward's checkpoint buffer: the state entering every chunk of the sequence.
+// Values in the forward's checkpoint buffer (what the backward reads): the state entering every
+// chunk of the sequence, and <C_t, h_t>.
 int64_t selective_scan_checkpoint_numel(const ScanSizes& size);
 template <class T>
 void selective_scan_forward(const ScanInputs<T>& in, T* y, T* last_state, T* checkpoints, int device);
