@@ -262,7 +262,7 @@ Workspace workspace_layout(const ScanSizes& s, int64_t tiles) {
 }
 
 template <class T, int LN, int SPT>
-__global__ void __launch_bounds__(kMaxThreads, SPT <= 2 ? 3 : 1) scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast,
+__global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast,
                                      ScanGrads<T> grads, T* work, Workspace w, int dc, int64_t tiles) {
   const ScanSizes& s = in.size;
   const int N = static_cast<int>(s.dstate);
@@ -322,7 +322,6 @@ __global__ void __launch_bounds__(kMaxThreads, SPT <= 2 ? 3 : 1) scan_backward_k
 #pragma unroll
       for (int k = 0; k < SPT; ++k) h[k] = h_in[k];
       if (active) {
-#pragma unroll 4
         for (int t = 0; t < len; ++t) {
           const T u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t];
 #pragma unroll
@@ -355,7 +354,6 @@ __global__ void __launch_bounds__(kMaxThreads, SPT <= 2 ? 3 : 1) scan_backward_k
     }
     __syncthreads();
     // 3. The adjoint recurrence, backwards through the chunk.
-#pragma unroll 4  // overlaps one step's shared loads and shuffles with the next steps' arithmetic
     for (int t = len - 1; t >= 0; --t) {
       T ddt = T(0), du = T(0), sum_b[SPT], sum_c[SPT];
 #pragma unroll
