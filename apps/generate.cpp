@@ -1,5 +1,6 @@
 // `mambagrad generate`: a prompt processed in parallel, then one token at a time with the
-// recurrent step (O(1) work and memory per token), streamed as it is produced.
+// recurrent step (O(1) work and memory per token), streamed as it is produced. The model is one
+// of our checkpoints (--checkpoint) or a pretrained Hugging Face directory (--model).
 #include "apps/generate.h"
 
 #include "apps/cli_checks.h"
@@ -8,8 +9,7 @@
 #include <cstdio>
 #include <memory>
 
-#include "apps/common/char_tokenizer.h"
-#include "apps/common/checkpoint.h"
+#include "apps/common/model_loading.h"
 #include "apps/common/sampling.h"
 #include "autograd/grad_mode.h"
 #include "ops/cpu/parallel.h"
@@ -28,16 +28,23 @@ std::vector<float> last_logits(const Tensor& logits) {  // (1, L, V) or (1, V) -
 void add_generate_command(CLI::App& app) {
   struct Flags {
     std::string checkpoint = "out/checkpoint.safetensors";
+    std::string model_dir;
     std::string prompt = "\n";
+    bool ignore_eos = false;
     int64_t max_new_tokens = 500;
     SamplingOptions sampling;
     uint64_t seed = 0;
     int threads = 1;
   };
   auto flags = std::make_shared<Flags>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a trained checkpoint");
-  cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint written by `mambagrad train`")->capture_default_str();
-  cmd->add_option("--prompt", flags->prompt, "Text to continue (every character must be in the model's vocabulary)");
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a trained checkpoint or a pretrained model");
+  auto* checkpoint = cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint written by `mambagrad train`")
+                         ->capture_default_str();
+  cmd->add_option("--model", flags->model_dir,
+                  "Pretrained Hugging Face model directory (config.json, model.safetensors, tokenizer.json)")
+      ->check(CLI::ExistingDirectory)->excludes(checkpoint);
+  cmd->add_option("--prompt", flags->prompt, "Text to continue (a character model: every character must be in its vocabulary)");
+  cmd->add_flag("--ignore-eos", flags->ignore_eos, "Keep going past the model's end-of-text token");
   cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Tokens to generate")->capture_default_str()
       ->check(kNonNegative);
   cmd->add_option("--temperature", flags->sampling.temperature, "Softmax temperature (0 = greedy)")
@@ -54,33 +61,41 @@ void add_generate_command(CLI::App& app) {
     validate(flags->sampling);
     set_num_threads(flags->threads);
     NoGradGuard no_grad;
-    LoadedCheckpoint checkpoint = load_checkpoint(flags->checkpoint);
-    std::shared_ptr<mamba::MambaLM> model = model_from_checkpoint(checkpoint);
-    model->eval();
-    CharTokenizer tokenizer = CharTokenizer::from_vocabulary(checkpoint.info.vocabulary);
+    LoadedModel loaded = load_model(flags->model_dir, flags->model_dir.empty() ? flags->checkpoint : "");
+    mamba::MambaLM& model = *loaded.model;
+    model.eval();
     MG_CHECK(!flags->prompt.empty(), "generate: --prompt must not be empty");
-    std::vector<int64_t> prompt = tokenizer.encode(flags->prompt);
+    std::vector<int64_t> prompt = loaded.tokenizer->encode(flags->prompt);
+    MG_CHECK(!prompt.empty(), "generate: the prompt encodes to no tokens");
     Generator gen(flags->seed);
+    text::StreamDecoder stream(*loaded.tokenizer);
+    auto print = [](const std::string& text) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    };
 
-    std::fputs(flags->prompt.c_str(), stdout);
-    std::fflush(stdout);
+    print(flags->prompt);
     auto start = std::chrono::steady_clock::now();
     mamba::InferenceState state;
     std::vector<float> logits =
-        last_logits(model->forward(from_vector(prompt, {1, static_cast<int64_t>(prompt.size())}), &state));
+        last_logits(model.forward(from_vector(prompt, {1, static_cast<int64_t>(prompt.size())}), &state));
     auto after_prompt = std::chrono::steady_clock::now();
+    int64_t generated = 0;
     for (int64_t i = 0; i < flags->max_new_tokens; ++i) {
       int64_t token = sample_token(logits, flags->sampling, gen);
-      std::fputc(tokenizer.decode(token), stdout);
-      std::fflush(stdout);
-      if (i + 1 < flags->max_new_tokens) logits = last_logits(model->step(tensor({token}), state));
+      ++generated;
+      if (loaded.eos_token_id && token == *loaded.eos_token_id && !flags->ignore_eos) break;
+      // A padded vocabulary's extra rows have no text: print nothing for them.
+      if (token < loaded.tokenizer->vocab_size()) print(stream.push(token));
+      if (i + 1 < flags->max_new_tokens) logits = last_logits(model.step(tensor({token}), state));
     }
+    print(stream.finish());
     auto end = std::chrono::steady_clock::now();
     double prompt_s = std::chrono::duration<double>(after_prompt - start).count();
     double gen_s = std::chrono::duration<double>(end - after_prompt).count();
-    std::fprintf(stderr, "\n[generate: prompt of %zu tokens in %.3f s; %ld new tokens in %.3f s = %.0f tokens/s]\n",
-                 prompt.size(), prompt_s, static_cast<long>(flags->max_new_tokens), gen_s,
-                 static_cast<double>(flags->max_new_tokens) / std::max(gen_s, 1e-9));
+    std::fprintf(stderr, "\n[generate: prompt of %zu tokens in %.3f s; %ld new tokens in %.3f s = %.1f tokens/s]\n",
+                 prompt.size(), prompt_s, static_cast<long>(generated), gen_s,
+                 static_cast<double>(generated) / std::max(gen_s, 1e-9));
   });
 }
 

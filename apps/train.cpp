@@ -21,7 +21,7 @@ void add_train_command(CLI::App& app) {
   };
   auto flags = std::make_shared<Flags>();
   TrainOptions& o = flags->options;
-  CLI::App* cmd = app.add_subcommand("train", "Train a Mamba character model on TinyShakespeare");
+  CLI::App* cmd = app.add_subcommand("train", "Train a Mamba character model on TinyShakespeare, or fine-tune a pretrained one");
   cmd->add_option("--data", flags->data,
                   "Training text (default: tinyshakespeare.txt from $MG_DATA_DIR, data/, ../shared/data/, "
                   "else downloaded)");
@@ -55,6 +55,10 @@ void add_train_command(CLI::App& app) {
       ->check(kPositive);
   cmd->add_flag("--resume", flags->resume, "Continue from <out>/checkpoint.safetensors");
   cmd->add_option("--resume-from", flags->resume_from, "Continue from this checkpoint")->check(CLI::ExistingFile);
+  cmd->add_option("--init-from", o.init_from,
+                  "Fine-tune a pretrained Hugging Face model directory (its config, weights and tokenizer.json; the "
+                  "model-shape flags do not apply)")
+      ->check(CLI::ExistingDirectory);
   cmd->callback([flags] {
     TrainOptions options = flags->options;
     if (flags->threads > 0) set_num_threads(flags->threads);

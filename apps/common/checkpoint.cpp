@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/safetensors.h"
+#include "text/bpe_tokenizer.h"
 
 namespace mg::apps {
 
@@ -29,6 +30,7 @@ void save_checkpoint(const std::string& path, const mamba::MambaLM& model, const
                                    {"step", std::to_string(info.step)},
                                    {"rng_state", rng.dump()},
                                    {"train_options", info.train_options}};
+  if (!info.tokenizer_json.empty()) metadata["tokenizer"] = info.tokenizer_json;
   nn::save_safetensors(path, tensors, metadata);
 }
 
@@ -53,14 +55,22 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
     throw Error(str("checkpoint ", path, ": malformed step or rng_state (", e.what(), ")"));
   }
   if (auto it = metadata.find("train_options"); it != metadata.end()) out.info.train_options = it->second;
-  MG_CHECK(static_cast<int64_t>(out.info.vocabulary.size()) == out.info.config.vocab_size, "checkpoint ", path,
-           ": the vocabulary has ", out.info.vocabulary.size(), " characters but the config says vocab_size ",
-           out.info.config.vocab_size);
+  if (auto it = metadata.find("tokenizer"); it != metadata.end()) out.info.tokenizer_json = it->second;
+  MG_CHECK(!out.info.tokenizer_json.empty() ||
+               static_cast<int64_t>(out.info.vocabulary.size()) == out.info.config.vocab_size,
+           "checkpoint ", path, ": the vocabulary has ", out.info.vocabulary.size(),
+           " characters but the config says vocab_size ", out.info.config.vocab_size);
   for (const auto& [name, t] : contents.tensors) {
     if (name.rfind(kOptimizerPrefix, 0) == 0) out.optimizer.set(name.substr(std::string(kOptimizerPrefix).size()), t);
     else out.model.set(name, t);
   }
   return out;
+}
+
+std::unique_ptr<text::Tokenizer> tokenizer_from_checkpoint(const CheckpointInfo& info) {
+  if (!info.tokenizer_json.empty())
+    return std::make_unique<text::BpeTokenizer>(text::BpeTokenizer::from_json(info.tokenizer_json, "in the checkpoint"));
+  return std::make_unique<CharTokenizer>(CharTokenizer::from_vocabulary(info.vocabulary));
 }
 
 std::shared_ptr<mamba::MambaLM> model_from_checkpoint(const LoadedCheckpoint& checkpoint) {

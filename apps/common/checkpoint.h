@@ -1,9 +1,12 @@
 #pragma once
 // A training checkpoint: one safetensors file holding the model's tensors under their own names
 // (backbone.layers.0.mixer.A_log, ...), the optimizer's state under "optimizer.", and in the
-// metadata what resuming needs: the model config, the tokenizer's vocabulary, the step, the
-// batch sampler's random state and the training options. Written atomically.
+// metadata what resuming needs: the model config, the tokenizer (a character vocabulary, or a
+// pretrained model's tokenizer.json), the step, the batch sampler's random state and the training
+// options. Written atomically.
 #include <string>
+
+#include <memory>
 
 #include "apps/common/char_tokenizer.h"
 #include "models/mamba/model.h"
@@ -18,7 +21,11 @@ struct CheckpointInfo {
   int64_t step = 0;             // optimizer updates done
   Generator::State rng_state{};  // of the batch sampler, after `step` batches
   std::string train_options;    // JSON, for the record (and to resume with the same options)
+  std::string tokenizer_json;   // a fine-tuned pretrained model's tokenizer.json ("" = characters)
 };
+
+// The checkpoint's tokenizer: the BPE of tokenizer_json when there is one, else the characters.
+std::unique_ptr<text::Tokenizer> tokenizer_from_checkpoint(const CheckpointInfo& info);
 
 void save_checkpoint(const std::string& path, const mamba::MambaLM& model, const optim::Optimizer* optimizer,
                      const CheckpointInfo& info);

@@ -10,6 +10,7 @@
 
 #include "apps/common/checkpoint.h"
 #include "apps/common/loss_plot.h"
+#include "apps/common/model_loading.h"
 #include "apps/common/text_dataset.h"
 #include "autograd/grad_mode.h"
 #include "nn/atomic_file.h"
@@ -120,24 +121,33 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   TrainResult result;
   result.checkpoint_path = (out / "checkpoint.safetensors").string();
 
-  // Model, tokenizer and sampler: fresh, or exactly as the checkpoint left them.
+  // Model, tokenizer and sampler: fresh, pretrained, or exactly as the checkpoint left them.
   std::shared_ptr<mamba::MambaLM> model;
-  CharTokenizer tokenizer;
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  std::string vocabulary, tokenizer_json;  // what the checkpoints store of the tokenizer
   Generator batch_gen(options.seed ^ 0x5DEECE66Dull);
   optim::AdamWOptions adam{.beta1 = options.beta1, .beta2 = options.beta2, .eps = 1e-8};
   if (!options.resume.empty()) {
     model = model_from_checkpoint(resumed);
-    tokenizer = CharTokenizer::from_vocabulary(resumed.info.vocabulary);
+    tokenizer = tokenizer_from_checkpoint(resumed.info);
+    vocabulary = resumed.info.vocabulary, tokenizer_json = resumed.info.tokenizer_json;
     batch_gen.set_state(resumed.info.rng_state);
     result.first_step = resumed.info.step;
+  } else if (!options.init_from.empty()) {
+    LoadedModel pretrained = load_model(options.init_from, "");
+    model = pretrained.model;
+    tokenizer = std::move(pretrained.tokenizer);
+    tokenizer_json = pretrained.tokenizer_json;
   } else {
-    tokenizer = CharTokenizer::from_text(text);
+    auto chars = std::make_unique<CharTokenizer>(CharTokenizer::from_text(text));
+    vocabulary = chars->vocabulary();
     mamba::MambaConfig config = options.model;
-    config.vocab_size = tokenizer.size();
+    config.vocab_size = chars->size();
+    tokenizer = std::move(chars);
     Generator init_gen(options.seed);
     model = std::make_shared<mamba::MambaLM>(config, init_gen);
   }
-  TextSplits data = split_90_10(tokenizer.encode(text));
+  TextSplits data = split_90_10(tokenizer->encode(text));
   optim::AdamW optimizer(optim::weight_decay_groups(model->named_parameters(), options.lr, options.weight_decay), adam);
   if (!options.resume.empty()) {
     optimizer.load_state_dict(resumed.optimizer);
@@ -152,7 +162,7 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
 
   auto save = [&](int64_t step) {
     save_checkpoint(result.checkpoint_path, *model, &optimizer,
-                    {model->config, tokenizer.vocabulary(), step, batch_gen.state(), options.to_json()});
+                    {model->config, vocabulary, step, batch_gen.state(), options.to_json(), tokenizer_json});
   };
   const bool tty = ::isatty(STDERR_FILENO);
   const auto start = Clock::now();

@@ -23,6 +23,9 @@ struct TrainOptions {
   std::string out_dir = "out";
   int64_t eval_every = 250, eval_batches = 20, save_every = 500, log_every = 10;
   std::string resume;  // a checkpoint to continue from ("" = start fresh)
+  // A pretrained Hugging Face model directory to fine-tune ("" = a character model from scratch):
+  // its weights start the run, its tokenizer.json encodes the text, and `model` is not used.
+  std::string init_from;
   bool progress = true;  // the live progress line on stderr
 
   void validate() const;  // throws mg::Error naming the option
