@@ -7,10 +7,15 @@
 //                      report their fraction of the floor it sets ("of_floor").
 //   step/T             MambaLM::step (the fused CPU step), batch 1, T threads: tokens/s
 //   prompt/L           MambaLM::forward over a prompt of L tokens (the parallel path): tokens/s
+//   gemv_f32/T, gemv_bf16/T  would bf16 weights pay? A GEMV over as many weights as the model has
+//                      (129M: 516 MB in float32, 258 MB in bf16 widened to float32 in registers),
+//                      x and the sums in float32: items/s = whole-model passes (tokens) per second
 //   OMP_NUM_THREADS=2 build/cpu/benchmarks/mamba_130m_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <bit>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -111,9 +116,58 @@ void BM_prompt(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * length);
 }
 
+// out[r] = <W row r, x> for rows [r0, r1), with W's rows in float32 or in bf16 (a float32's high
+// half, widened by a shift). 16 lanes per row, summed in a fixed order.
+template <class W>
+void gemv_rows(float* out, const W* weights, const float* x, int64_t r0, int64_t r1, int64_t cols) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const W* w = weights + r * cols;
+    float lanes[16] = {};
+    for (int64_t c = 0; c < cols; c += 16)
+#pragma omp simd
+      for (int k = 0; k < 16; ++k) {
+        float wk;
+        if constexpr (sizeof(W) == 2) wk = std::bit_cast<float>(static_cast<uint32_t>(w[c + k]) << 16);
+        else wk = w[c + k];
+        lanes[k] += wk * x[c + k];
+      }
+    float sum = 0;
+    for (float v : lanes) sum += v;
+    out[r] = sum;
+  }
+}
+
+template <class W>
+void BM_gemv(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const int64_t cols = 768, rows = model_130m().num_parameters() / cols;
+  static std::vector<W> weights;
+  if (weights.empty()) {
+    weights.resize(rows * cols);
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      const float v = static_cast<float>(i % 97) * 0.01f - 0.5f;
+      if constexpr (sizeof(W) == 2) weights[i] = static_cast<W>(std::bit_cast<uint32_t>(v) >> 16);
+      else weights[i] = v;
+    }
+  }
+  std::vector<float> x(cols, 0.5f), out(rows);
+  for (auto _ : state) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t chunk = 0; chunk < rows / 512; ++chunk)
+      gemv_rows(out.data(), weights.data(), x.data(), chunk * 512, (chunk + 1) * 512, cols);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * (rows / 512 * 512) * cols * static_cast<int64_t>(sizeof(W)));
+}
+void BM_gemv_f32(benchmark::State& state) { BM_gemv<float>(state); }
+void BM_gemv_bf16(benchmark::State& state) { BM_gemv<uint16_t>(state); }
+
 BENCHMARK(BM_read_bandwidth_timed)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(3.0);
 BENCHMARK(BM_prompt)->Arg(16)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_gemv_f32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_gemv_bf16)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 }  // namespace
 
