@@ -2,10 +2,9 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "apps/common/checkpoint.h"
+#include "apps/common/text_dataset.h"
 #include "models/mamba/pretrained.h"
 #include "text/bpe_tokenizer.h"
 
@@ -13,19 +12,11 @@ namespace mg::apps {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MG_CHECK(in.good(), "cannot open ", path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 namespace {
 std::string tokenizer_json_of(const std::string& model_dir) {
   const fs::path path = fs::path(model_dir) / "tokenizer.json";
   MG_CHECK(fs::exists(path), "pretrained: ", model_dir, " has no tokenizer.json (the model's tokenizer)");
-  return read_file(path.string());
+  return read_text_file(path.string());
 }
 }  // namespace
 

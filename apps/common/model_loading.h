@@ -25,6 +25,4 @@ LoadedModel load_model(const std::string& model_dir, const std::string& checkpoi
 std::unique_ptr<text::Tokenizer> load_tokenizer(const std::string& model_dir, const std::string& tokenizer_file,
                                                 const std::string& checkpoint);
 
-std::string read_file(const std::string& path);  // throws mg::Error naming the file
-
 }  // namespace mg::apps
