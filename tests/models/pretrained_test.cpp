@@ -62,16 +62,18 @@ void expect_matches_transformers(const std::string& dir, const std::string& expe
 
   EXPECT_TRUE(close_relative(model.forward(e.input_ids), e.logits, kFloat32Tolerance)) << "parallel forward";
 
-  InferenceState state;
   Tensor prompt = narrow(e.input_ids, 1, 0, e.prompt_length);
-  Tensor logits = model.forward(prompt, &state);
-  EXPECT_TRUE(close_relative(logits, narrow(e.logits, 1, 0, e.prompt_length), kFloat32Tolerance)) << "prompt";
+  EXPECT_TRUE(close_relative(model.forward(prompt), narrow(e.logits, 1, 0, e.prompt_length), kFloat32Tolerance))
+      << "prompt";
+  // Generation as `mambagrad generate` runs it: the model's session, the prompt in parallel, then
+  // the recurrent step.
+  std::unique_ptr<GenerationSession> session = model.start_generation(1);
   const std::vector<int64_t> ids = e.input_ids.reshape({-1}).to_vector<int64_t>();
-  Tensor last = narrow(logits, 1, e.prompt_length - 1, 1).reshape({1, -1});
+  Tensor last = session->feed(prompt);  // (1, V)
   for (int64_t pos = e.prompt_length; pos < L; ++pos) {
     // Greedy: the argmax of the last logits is the token transformers' generate() chose.
     EXPECT_EQ(argmax(last, -1).item<int64_t>(), ids[pos]) << "generated token at position " << pos;
-    last = model.step(tensor({ids[pos]}), state);  // (1, V)
+    last = session->feed(tensor({ids[pos]}).reshape({1, 1}));  // (1, V)
     EXPECT_TRUE(close_relative(last, narrow(e.logits, 1, pos, 1).reshape({1, -1}), kFloat32Tolerance))
         << "recurrent step at position " << pos;
   }
