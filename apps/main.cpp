@@ -6,7 +6,9 @@
 #include <string>
 
 #include "apps/demo.h"
+#include "apps/export.h"
 #include "apps/generate.h"
+#include "apps/tokenize.h"
 #include "apps/train.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +23,8 @@ int main(int argc, char** argv) {
   mg::apps::add_train_command(app);
   mg::apps::add_generate_command(app);
   mg::apps::add_demo_command(app);
+  mg::apps::add_tokenize_command(app);
+  mg::apps::add_export_command(app);
 
   try {
     app.parse(argc, argv);  // parses the flags, then runs the chosen subcommand's callback

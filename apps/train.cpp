@@ -4,6 +4,7 @@
 #include "apps/cli_checks.h"
 
 #include <memory>
+#include <vector>
 
 #include "apps/common/text_dataset.h"
 #include "apps/common/trainer.h"
@@ -22,22 +23,26 @@ void add_train_command(CLI::App& app) {
   };
   auto flags = std::make_shared<Flags>();
   TrainOptions& o = flags->options;
-  CLI::App* cmd = app.add_subcommand("train", "Train a character language model (Mamba or GPT) on TinyShakespeare");
+  CLI::App* cmd = app.add_subcommand(
+      "train", "Train a character language model (Mamba or GPT) on TinyShakespeare, or fine-tune a pretrained Mamba");
   cmd->add_option("--model", o.model_kind, "Model kind: mamba (the standard 474,880-parameter config) or gpt "
                                            "(GPT-2 style, 477,792 parameters by default)")
       ->capture_default_str()->check(CLI::IsMember({"mamba", "gpt"}));
   cmd->add_option("--data", flags->data,
                   "Training text (default: tinyshakespeare.txt from $MG_DATA_DIR, data/, ../shared/data/, "
                   "else downloaded)");
-  cmd->add_option("--config", flags->config, "Model config JSON (MambaConfig or GPTConfig fields, by --model; flags below override)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--d-model", flags->d_model, "Model width (default: mamba 128, gpt 112)")->check(kPositive);
-  cmd->add_option("--n-layer", flags->n_layer, "Number of blocks (default: mamba 4, gpt 3)")->check(kPositive);
-  cmd->add_option("--d-state", o.model.d_state, "Mamba: SSM state size N")->capture_default_str()->check(kPositive);
-  cmd->add_option("--n-head", o.gpt.n_head, "GPT: attention heads")->capture_default_str()->check(kPositive);
-  cmd->add_option("--n-positions", o.gpt.n_positions, "GPT: context window (default: --seq-len)")->check(kPositive);
-  cmd->add_option("--dropout", o.gpt.dropout, "GPT: dropout on embeddings and residual branches")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
+  std::vector<CLI::Option*> shape;  // the flags that shape a new model (none applies to --init-from)
+  shape.push_back(cmd->add_option("--config", flags->config, "Model config JSON (MambaConfig or GPTConfig fields, by --model; flags below override)")
+      ->check(CLI::ExistingFile));
+  shape.push_back(cmd->add_option("--d-model", flags->d_model, "Model width (default: mamba 128, gpt 112)")->check(kPositive));
+  shape.push_back(cmd->add_option("--n-layer", flags->n_layer, "Number of blocks (default: mamba 4, gpt 3)")->check(kPositive));
+  shape.push_back(cmd->add_option("--d-state", o.model.d_state, "Mamba: SSM state size N")->capture_default_str()
+                      ->check(kPositive));
+  shape.push_back(cmd->add_option("--n-head", o.gpt.n_head, "GPT: attention heads")->capture_default_str()->check(kPositive));
+  shape.push_back(cmd->add_option("--n-positions", o.gpt.n_positions, "GPT: context window (default: --seq-len)")
+                      ->check(kPositive));
+  shape.push_back(cmd->add_option("--dropout", o.gpt.dropout, "GPT: dropout on embeddings and residual branches")
+                      ->capture_default_str()->check(CLI::Range(0.0, 0.99)));
   cmd->add_option("--steps", o.steps, "Optimizer steps (the LR schedule's length)")->capture_default_str()->check(kPositive);
   cmd->add_option("--time-budget", o.time_budget_s, "Stop after this many seconds (0 = no limit), saving a checkpoint")
       ->capture_default_str()->check(kNonNegative);
@@ -63,6 +68,11 @@ void add_train_command(CLI::App& app) {
       ->check(kPositive);
   cmd->add_flag("--resume", flags->resume, "Continue from <out>/checkpoint.safetensors");
   cmd->add_option("--resume-from", flags->resume_from, "Continue from this checkpoint")->check(CLI::ExistingFile);
+  CLI::Option* init_from = cmd->add_option("--init-from", o.init_from,
+                                           "Fine-tune a pretrained Hugging Face Mamba directory (its config, weights "
+                                           "and tokenizer.json; the model-shape flags do not apply)")
+                               ->check(CLI::ExistingDirectory);
+  for (CLI::Option* option : shape) init_from->excludes(option);
   cmd->callback([flags, cmd] {
     TrainOptions options = flags->options;
     if (flags->threads > 0) set_num_threads(flags->threads);

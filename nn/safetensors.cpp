@@ -38,6 +38,40 @@ uint64_t header_length(const unsigned char* first8, uint64_t file_bytes, const s
   return n;
 }
 
+// IEEE half -> float, exactly (every half is a float): subnormals renormalized, Inf kept, NaN quiet.
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  uint32_t exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits = 0;
+  if (exponent == 0x1F) {  // Inf, or NaN made quiet (as the CPU's conversion instruction does)
+    bits = sign | 0x7F800000u | mantissa << 13 | (mantissa != 0 ? 0x00400000u : 0u);
+  } else if (exponent != 0) {
+    bits = sign | (exponent + 112) << 23 | mantissa << 13;
+  } else if (mantissa != 0) {  // subnormal: shift the leading 1 into place
+    exponent = 113;
+    while ((mantissa & 0x400) == 0) mantissa <<= 1, --exponent;
+    bits = sign | exponent << 23 | (mantissa & 0x3FF) << 13;
+  } else {
+    bits = sign;
+  }
+  return std::bit_cast<float>(bits);
+}
+
+// A tensor's elements from their stored bytes: copied, or widened from F16/BF16 to float32.
+void decode_elements(Tensor& t, const char* bytes, const SafetensorsEntry& e) {
+  const uint64_t nbytes = e.end - e.begin;
+  if (e.stored != StoredDType::F16 && e.stored != StoredDType::BF16) {
+    if (nbytes > 0) std::memcpy(t.raw_data(), bytes, nbytes);
+    return;
+  }
+  float* out = t.data<float>();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t v;
+    std::memcpy(&v, bytes + 2 * i, 2);
+    out[i] = e.stored == StoredDType::BF16 ? std::bit_cast<float>(static_cast<uint32_t>(v) << 16) : half_to_float(v);
+  }
+}
+
 }  // namespace
 
 void save_safetensors(const std::string& path, const StateDict& tensors, const SafetensorsMetadata& metadata) {
@@ -76,7 +110,7 @@ SafetensorsContents parse_safetensors(std::string_view bytes, const std::string&
   const char* buffer = bytes.data() + 8 + n;
   for (const SafetensorsEntry& e : header.entries) {
     Tensor t = empty(e.shape, {.dtype = e.dtype});
-    if (e.end > e.begin) std::memcpy(t.raw_data(), buffer + e.begin, e.end - e.begin);
+    decode_elements(t, buffer + e.begin, e);
     out.tensors.set(e.name, t);
   }
   return out;
@@ -109,9 +143,16 @@ SafetensorsContents load_safetensors(const std::string& path) {
   // The entries tile the buffer in order, so reading them one after another reads it all.
   SafetensorsContents out;
   out.metadata = std::move(header.metadata);
+  std::vector<char> stored;  // F16/BF16 bytes on their way to float32
   for (const SafetensorsEntry& e : header.entries) {
     Tensor t = empty(e.shape, {.dtype = e.dtype});
-    read(t.raw_data(), e.end - e.begin);
+    if (e.stored == StoredDType::F16 || e.stored == StoredDType::BF16) {
+      stored.resize(e.end - e.begin);
+      read(stored.data(), e.end - e.begin);
+      decode_elements(t, stored.data(), e);
+    } else {
+      read(t.raw_data(), e.end - e.begin);
+    }
     out.tensors.set(e.name, t);
   }
   return out;

@@ -8,7 +8,8 @@
 //   the rest     the data buffer: each tensor's bytes, row-major, little-endian, at
 //                [begin, end) relative to the buffer's start; the tensors cover it exactly
 //
-// Supported dtypes: F32, F64, I64 (our float32, float64, int64).
+// Supported dtypes: F32, F64, I64 (our float32, float64, int64); F16 and BF16, in which pretrained
+// models are published, are read and widened to float32 (exactly: every such value is a float).
 #include <map>
 #include <string>
 #include <string_view>

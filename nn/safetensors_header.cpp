@@ -17,14 +17,24 @@ using json = nlohmann::ordered_json;
 struct DTypeName {
   const char* name;
   DType dtype;
+  StoredDType stored;
 };
-constexpr DTypeName kSupported[] = {{"F32", DType::Float32}, {"F64", DType::Float64}, {"I64", DType::Int64}};
+constexpr DTypeName kSupported[] = {{"F32", DType::Float32, StoredDType::F32},
+                                    {"F64", DType::Float64, StoredDType::F64},
+                                    {"I64", DType::Int64, StoredDType::I64},
+                                    {"F16", DType::Float32, StoredDType::F16},
+                                    {"BF16", DType::Float32, StoredDType::BF16}};
 // Valid in the format, but not (yet) tensors of ours: named in a clearer error than "unknown".
-constexpr const char* kUnsupported[] = {"BOOL",    "U8",  "I8",      "U16",     "I16",     "F16",
-                                        "BF16",    "U32", "I32",     "U64",     "F8_E5M2", "F8_E4M3",
-                                        "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2", "C64"};
+constexpr const char* kUnsupported[] = {"BOOL",    "U8",      "I8",      "U16",     "I16",    "U32",
+                                        "I32",     "U64",     "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",
+                                        "F6_E2M3", "F6_E3M2", "C64"};
 
-const char* dtype_code(DType dtype) {
+const char* dtype_code(StoredDType stored) {
+  for (const auto& d : kSupported)
+    if (d.stored == stored) return d.name;
+  throw InternalError("safetensors: no code for dtype");
+}
+const char* dtype_code(DType dtype) {  // how we write a tensor of ours
   for (const auto& d : kSupported)
     if (d.dtype == dtype) return d.name;
   throw InternalError("safetensors: no code for dtype");
@@ -39,15 +49,15 @@ uint64_t non_negative_integer(const json& j, const std::string& source, const st
   return j.get<uint64_t>();
 }
 
-DType parse_dtype(const json& j, const std::string& source, const std::string& name) {
+const DTypeName& parse_dtype(const json& j, const std::string& source, const std::string& name) {
   if (!j.is_string()) fail(source, str("tensor '", name, "': dtype must be a string, got ", j.dump()));
   const std::string code = j.get<std::string>();
   for (const auto& d : kSupported)
-    if (code == d.name) return d.dtype;
+    if (code == d.name) return d;
   for (const char* other : kUnsupported)
     if (code == other)
-      fail(source,
-           str("tensor '", name, "' has dtype ", code, ", which mambagrad does not support (F32, F64 and I64 only)"));
+      fail(source, str("tensor '", name, "' has dtype ", code,
+                       ", which mambagrad does not support (F32, F64, I64, and F16 and BF16 read as float32)"));
   fail(source, str("tensor '", name, "' has unknown dtype '", code, "'"));
 }
 
@@ -82,7 +92,9 @@ SafetensorsEntry parse_entry(const std::string& name, const json& j, uint64_t bu
 
   SafetensorsEntry e;
   e.name = name;
-  e.dtype = parse_dtype(j["dtype"], source, name);
+  const DTypeName& dtype = parse_dtype(j["dtype"], source, name);
+  e.dtype = dtype.dtype;
+  e.stored = dtype.stored;
   bool overflow = false;
   uint64_t numel = 0;
   e.shape = parse_shape(j["shape"], source, where, numel, overflow);
@@ -96,9 +108,9 @@ SafetensorsEntry parse_entry(const std::string& name, const json& j, uint64_t bu
     fail(source, str(where, ": data_offsets [", e.begin, ", ", e.end, "] go past the end of the ", buffer_bytes,
                      "-byte data buffer"));
   uint64_t nbytes = 0;
-  overflow |= __builtin_mul_overflow(numel, static_cast<uint64_t>(dtype_size(e.dtype)), &nbytes);
+  overflow |= __builtin_mul_overflow(numel, static_cast<uint64_t>(stored_dtype_size(e.stored)), &nbytes);
   if (overflow || nbytes != e.end - e.begin)
-    fail(source, str(where, ": shape ", e.shape, " of ", dtype_code(e.dtype), " needs ",
+    fail(source, str(where, ": shape ", e.shape, " of ", dtype_code(e.stored), " needs ",
                      overflow ? std::string("more than 2^64") : std::to_string(nbytes), " bytes but data_offsets [",
                      e.begin, ", ", e.end, "] hold ", e.end - e.begin));
   return e;
@@ -140,6 +152,15 @@ json parse_json(std::string_view text, const std::string& source) {
 }
 
 }  // namespace
+
+int64_t stored_dtype_size(StoredDType stored) {
+  switch (stored) {
+    case StoredDType::F16:
+    case StoredDType::BF16: return 2;
+    case StoredDType::F32: return 4;
+    default: return 8;
+  }
+}
 
 SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t buffer_bytes, const std::string& source) {
   if (text.empty() || text.front() != '{') fail(source, "the header does not start with '{'");

@@ -14,11 +14,17 @@ namespace mg::nn {
 
 constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;  // as the reference implementation
 
+// How a tensor's elements are stored in the file. F16 and BF16 (how pretrained models are
+// published) have no DType of ours: they are widened to float32 on load, exactly.
+enum class StoredDType : uint8_t { F32, F64, I64, F16, BF16 };
+int64_t stored_dtype_size(StoredDType stored);
+
 struct SafetensorsEntry {
   std::string name;
-  DType dtype = DType::Float32;
+  DType dtype = DType::Float32;  // the tensor's dtype (once loaded)
   Shape shape;
   uint64_t begin = 0, end = 0;  // byte offsets into the data buffer
+  StoredDType stored = StoredDType::F32;  // on load: how the file stores it (a save writes `dtype`)
 };
 
 struct SafetensorsHeader {

@@ -1,6 +1,9 @@
 #include "apps/common/char_tokenizer.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "text/byte_level.h"
 
 namespace mg::apps {
 
@@ -36,7 +39,7 @@ CharTokenizer CharTokenizer::from_vocabulary(const std::string& characters) {
   return t;
 }
 
-std::vector<int64_t> CharTokenizer::encode(const std::string& text) const {
+std::vector<int64_t> CharTokenizer::encode(std::string_view text) const {
   std::vector<int64_t> ids;
   ids.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
@@ -58,6 +61,28 @@ std::string CharTokenizer::decode(const std::vector<int64_t>& ids) const {
   text.reserve(ids.size());
   for (int64_t id : ids) text.push_back(decode(id));
   return text;
+}
+
+std::string CharTokenizer::to_tokenizer_json() const {
+  using nlohmann::ordered_json;
+  ordered_json vocab = ordered_json::object();
+  for (size_t i = 0; i < chars_.size(); ++i) vocab[text::byte_level_encode(chars_.substr(i, 1))] = i;
+  const ordered_json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                                   {"use_regex", false}};
+  const ordered_json j = {{"version", "1.0"},
+                          {"truncation", nullptr},
+                          {"padding", nullptr},
+                          {"added_tokens", ordered_json::array()},
+                          {"normalizer", nullptr},
+                          {"pre_tokenizer", byte_level},
+                          {"post_processor", nullptr},
+                          {"decoder", byte_level},
+                          {"model",
+                           {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
+                            {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
+                            {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab},
+                            {"merges", ordered_json::array()}}}};
+  return j.dump(2) + "\n";
 }
 
 }  // namespace mg::apps

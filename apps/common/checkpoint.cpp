@@ -5,6 +5,7 @@
 
 #include "apps/common/model_kinds.h"
 #include "nn/safetensors.h"
+#include "text/bpe_tokenizer.h"
 
 namespace mg::apps {
 
@@ -36,6 +37,7 @@ void save_checkpoint(const std::string& path, const LanguageModel& model, const 
                                    {"rng_state", state_json(info.rng_state)},
                                    {"train_options", info.train_options}};
   if (info.model_rng_state) metadata["model_rng_state"] = state_json(*info.model_rng_state);
+  if (!info.tokenizer_json.empty()) metadata["tokenizer"] = info.tokenizer_json;
   nn::save_safetensors(path, tensors, metadata);
 }
 
@@ -69,6 +71,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
     throw Error(str("checkpoint ", path, ": malformed step, rng_state or model_rng_state (", e.what(), ")"));
   }
   if (auto it = metadata.find("train_options"); it != metadata.end()) out.info.train_options = it->second;
+  if (auto it = metadata.find("tokenizer"); it != metadata.end()) out.info.tokenizer_json = it->second;
   for (const auto& [name, t] : contents.tensors) {
     if (name.rfind(kOptimizerPrefix, 0) == 0) out.optimizer.set(name.substr(std::string(kOptimizerPrefix).size()), t);
     else out.model.set(name, t);
@@ -84,12 +87,14 @@ std::shared_ptr<LanguageModel> model_from_checkpoint(const LoadedCheckpoint& che
   } catch (const Error& e) {
     throw Error(str("checkpoint ", checkpoint.path, ": ", e.what()));
   }
-  MG_CHECK(static_cast<int64_t>(checkpoint.info.vocabulary.size()) == model->vocab_size(), "checkpoint ",
-           checkpoint.path, ": the vocabulary has ",
-           checkpoint.info.vocabulary.size(), " characters but the ", checkpoint.info.model_kind,
-           " config says vocab_size ", model->vocab_size());
   model->load_state_dict(checkpoint.model, /*strict=*/true);
   return model;
+}
+
+std::unique_ptr<text::Tokenizer> tokenizer_from_checkpoint(const CheckpointInfo& info) {
+  if (!info.tokenizer_json.empty())
+    return std::make_unique<text::BpeTokenizer>(text::BpeTokenizer::from_json(info.tokenizer_json, "in the checkpoint"));
+  return std::make_unique<CharTokenizer>(CharTokenizer::from_vocabulary(info.vocabulary));
 }
 
 }  // namespace mg::apps

@@ -2,8 +2,10 @@
 // A training checkpoint: one safetensors file holding the model's tensors under their own names
 // (backbone.layers.0.mixer.A_log, transformer.h.0.attn.c_attn.weight, ...), the optimizer's state
 // under "optimizer.", and in the metadata what resuming needs: the model's kind ("mamba", "gpt";
-// files written before kinds existed are Mamba), its config, the tokenizer's vocabulary, the step,
-// the batch sampler's random state and the training options. Written atomically.
+// files written before kinds existed are Mamba), its config, the tokenizer (a character
+// vocabulary, or a BPE's tokenizer.json; files written before BPE existed hold characters), the
+// step, the batch sampler's random state and the training options. Written atomically.
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -17,7 +19,10 @@ namespace mg::apps {
 struct CheckpointInfo {
   std::string model_kind = "mamba";  // LanguageModel::kind()
   std::string config;                // LanguageModel::config_json()
+  // The tokenizer: a BPE's tokenizer.json (a fine-tuned pretrained model's), or else the
+  // characters of a character model (vocabulary is "" when tokenizer_json is set).
   std::string vocabulary;
+  std::string tokenizer_json;
   int64_t step = 0;             // optimizer updates done
   Generator::State rng_state{};  // of the batch sampler, after `step` batches
   // LanguageModel::training_generator()'s state (dropout), for models that have one.
@@ -41,5 +46,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path);
 // The model a checkpoint describes (its kind and config), with its weights loaded (strictly: every
 // key must match).
 std::shared_ptr<LanguageModel> model_from_checkpoint(const LoadedCheckpoint& checkpoint);
+
+// The checkpoint's tokenizer: the BPE of tokenizer_json when there is one, else the characters.
+std::unique_ptr<text::Tokenizer> tokenizer_from_checkpoint(const CheckpointInfo& info);
 
 }  // namespace mg::apps

@@ -12,6 +12,7 @@
 #include "apps/common/checkpoint.h"
 #include "apps/common/loss_plot.h"
 #include "apps/common/model_kinds.h"
+#include "apps/common/model_loading.h"
 #include "apps/common/text_dataset.h"
 #include "autograd/grad_mode.h"
 #include "nn/atomic_file.h"
@@ -40,6 +41,8 @@ void TrainOptions::validate() const {
   const auto& kinds = model_kinds();
   MG_CHECK(std::find(kinds.begin(), kinds.end(), model_kind) != kinds.end(), "train: unknown --model \"", model_kind,
            "\" (known: mamba, gpt)");
+  MG_CHECK(init_from.empty() || model_kind == "mamba", "train: --init-from fine-tunes a Hugging Face Mamba directory; ",
+           "it does not apply to --model ", model_kind);
   MG_CHECK(model_kind != "gpt" || seq_len <= gpt.n_positions, "train: --seq-len ", seq_len,
            " exceeds the GPT's context window n_positions = ", gpt.n_positions, " (--n-positions)");
 }
@@ -131,34 +134,44 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   TrainResult result;
   result.checkpoint_path = (out / "checkpoint.safetensors").string();
 
-  // Model, tokenizer and sampler: fresh, or exactly as the checkpoint left them.
+  // Model, tokenizer and sampler: fresh, pretrained, or exactly as the checkpoint left them.
   std::shared_ptr<LanguageModel> model;
-  CharTokenizer tokenizer;
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  std::string vocabulary, tokenizer_json;  // what the checkpoints store of the tokenizer
   Generator batch_gen(options.seed ^ 0x5DEECE66Dull);
   optim::AdamWOptions adam{.beta1 = options.beta1, .beta2 = options.beta2, .eps = 1e-8};
   if (!options.resume.empty()) {
-    model = model_from_checkpoint(resumed);
-    tokenizer = CharTokenizer::from_vocabulary(resumed.info.vocabulary);
+    LoadedModel loaded = load_model(resumed);
+    model = loaded.model;
+    tokenizer = std::move(loaded.tokenizer);
+    vocabulary = resumed.info.vocabulary, tokenizer_json = loaded.tokenizer_json;
     batch_gen.set_state(resumed.info.rng_state);
     if (resumed.info.model_rng_state && model->training_generator() != nullptr)
       model->training_generator()->set_state(*resumed.info.model_rng_state);
     result.first_step = resumed.info.step;
+  } else if (!options.init_from.empty()) {
+    LoadedModel pretrained = load_model(options.init_from, "");
+    model = pretrained.model;
+    tokenizer = std::move(pretrained.tokenizer);
+    tokenizer_json = pretrained.tokenizer_json;
   } else {
-    tokenizer = CharTokenizer::from_text(text);
+    auto chars = std::make_unique<CharTokenizer>(CharTokenizer::from_text(text));
+    vocabulary = chars->vocabulary();
     std::string config;
     if (options.model_kind == "gpt") {
       gpt::GPTConfig c = options.gpt;
-      c.vocab_size = tokenizer.size();
+      c.vocab_size = chars->size();
       config = c.to_json();
     } else {
       mamba::MambaConfig c = options.model;
-      c.vocab_size = tokenizer.size();
+      c.vocab_size = chars->size();
       config = c.to_json();
     }
+    tokenizer = std::move(chars);
     Generator init_gen(options.seed);
     model = make_model(options.model_kind, config, init_gen);
   }
-  TextSplits data = split_90_10(tokenizer.encode(text));
+  TextSplits data = split_90_10(tokenizer->encode(text));
   optim::AdamW optimizer(optim::weight_decay_groups(model->named_parameters(), options.lr, options.weight_decay), adam);
   if (!options.resume.empty()) {
     optimizer.load_state_dict(resumed.optimizer);
@@ -173,8 +186,8 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
 
   auto save = [&](int64_t step) {
     CheckpointInfo info;  // the model's kind and config are taken from the model
-    info.vocabulary = tokenizer.vocabulary(), info.step = step, info.rng_state = batch_gen.state();
-    info.train_options = options.to_json();
+    info.vocabulary = vocabulary, info.tokenizer_json = tokenizer_json;
+    info.step = step, info.rng_state = batch_gen.state(), info.train_options = options.to_json();
     if (Generator* g = model->training_generator()) info.model_rng_state = g->state();
     save_checkpoint(result.checkpoint_path, *model, &optimizer, info);
   };

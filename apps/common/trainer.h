@@ -1,7 +1,8 @@
 #pragma once
-// Training a character language model (Mamba or GPT) on a text: the loop behind `mambagrad train`,
-// as a function, so tests can run it on a tiny model (and check that a resumed run repeats an
-// unbroken one). One loop for every model kind: it sees models/language_model.h.
+// Training a language model on a text: a character model (Mamba or GPT) from scratch, or a
+// pretrained Mamba fine-tuned with its own tokenizer. The loop behind `mambagrad train`, as a
+// function, so tests can run it on a tiny model (and check that a resumed run repeats an unbroken
+// one). One loop for every model kind: it sees models/language_model.h.
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,6 +28,10 @@ struct TrainOptions {
   std::string out_dir = "out";
   int64_t eval_every = 250, eval_batches = 20, save_every = 500, log_every = 10;
   std::string resume;  // a checkpoint to continue from ("" = start fresh)
+  // A pretrained Hugging Face model directory to fine-tune ("" = a character model from scratch):
+  // its weights start the run, its tokenizer.json encodes the text, and `model` is not used
+  // (model_kind must be "mamba").
+  std::string init_from;
   bool progress = true;  // the live progress line on stderr
 
   void validate() const;  // throws mg::Error naming the option

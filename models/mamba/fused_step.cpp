@@ -44,6 +44,8 @@ struct LayerPointers {
 // each core's L2 (1 MiB here) holds its half of the default model's 1.9 MB of weights, instead of
 // one core streaming all of them from L3 for every token.
 constexpr int64_t kChannelBlock = 128;
+// The head's vocabulary rows are computed in chunks of this many (split across threads).
+constexpr int64_t kHeadChunk = 512;
 
 // Sizes of one step.
 struct StepSizes {
@@ -231,6 +233,10 @@ void model_step(const MambaLM& model, const int64_t* tokens, InferenceState& sta
     eps.push_back(block.norm->eps);
   }
   T* workspace = state.workspace.data<T>();
+  const T* norm_f = backbone.norm_f->weight.data<T>();
+  const double norm_f_eps = backbone.norm_f->eps;
+  const int64_t vocab = backbone.embeddings->num_embeddings;
+  const int64_t head_chunks = (vocab + kHeadChunk - 1) / kHeadChunk;
   auto run = [&](int64_t thread, int64_t team) {
     Shared<T> shared;
     Private<T> own;
@@ -239,6 +245,15 @@ void model_step(const MambaLM& model, const int64_t* tokens, InferenceState& sta
     for (int64_t b = 0; b < s.batch; ++b) std::copy_n(embeddings + tokens[b] * s.d_model, s.d_model, own.h + b * s.d_model);
     for (size_t i = 0; i < layers.size(); ++i)
       block_step(layers[i], s, eps[i], shared, own, team, k0, k1);
+    // The head, tied to the embedding: every thread has the whole residual stream, so each one
+    // normalizes it and computes its share of the vocabulary's rows (the largest matrix of a big
+    // model: 154 MB of mamba-130m's 516). Rows go in fixed chunks, whatever the team's size.
+    rms_norm_forward_cpu(own.normed, own.rstd, own.h, norm_f, s.batch, s.d_model, norm_f_eps);
+    for (int64_t c = head_chunks * thread / team; c < head_chunks * (thread + 1) / team; ++c) {
+      const int64_t r0 = c * kHeadChunk, nr = std::min(kHeadChunk, vocab - r0);
+      linear_into(logits + r0, vocab, own.normed, s.batch, s.d_model, s.d_model, embeddings + r0 * s.d_model,
+                  s.d_model, nr, static_cast<const T*>(nullptr));
+    }
   };
   if (threads == 1) {
     run(0, 1);
@@ -246,14 +261,6 @@ void model_step(const MambaLM& model, const int64_t* tokens, InferenceState& sta
 #pragma omp parallel num_threads(threads)
     run(omp_get_thread_num(), omp_get_num_threads());
   }
-  Shared<T> shared;
-  Private<T> first;  // thread 0's copy of the residual stream
-  carve_workspace(workspace, s, 0, shared, first);
-  rms_norm_forward_cpu(first.normed, first.rstd, first.h, backbone.norm_f->weight.data<T>(), s.batch, s.d_model,
-                       backbone.norm_f->eps);
-  const int64_t vocab = backbone.embeddings->num_embeddings;
-  linear_into(logits, vocab, first.normed, s.batch, s.d_model, s.d_model, embeddings, s.d_model, vocab,
-              static_cast<const T*>(nullptr));  // the head, tied to the embedding
 }
 
 bool usable(const Tensor& t, DType dtype) {

@@ -1,0 +1,6 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace mg::apps {
+void add_tokenize_command(CLI::App& app);
+}  // namespace mg::apps
