@@ -2,6 +2,8 @@
 // backend issue, and batch-1 generation with and without a CUDA graph.
 //   config A: vocab 65, d_model 384, n_layer 6, d_state 16, batch 64 x 256 (16,384 tokens a step)
 //   config B: vocab 50280, d_model 768, n_layer 24 (the mamba-130m shape), batch 8 x 2048
+// and the training step's growth with the sequence length: config B's shape at L = 512 to 16,384
+// with 16,384 tokens a step (batch 16,384 / L), so a linear-time model keeps a flat step time.
 // A training step is forward, cross-entropy, backward, clipping and AdamW, as the trainer runs
 // them; an iteration times kStepsPerIteration steps between two CUDA events (no wait in between,
 // so the host queues ahead as in training), and the reported time is per step. Peak memory is the
@@ -42,6 +44,10 @@ mamba::MambaConfig config_of(const Workload& w) {
 }
 
 void BM_train_step(benchmark::State& state, Workload w) {
+  if (state.range(0) > 0) {  // a length sweep: L from the argument, the same tokens a step
+    w.batch = w.batch * w.seq_len / state.range(0);
+    w.seq_len = state.range(0);
+  }
   if (!cuda_is_available()) return state.SkipWithError("no CUDA GPU on this machine");
   const Device gpu = Device::cuda(0);
   Generator gen(0);
@@ -102,8 +108,10 @@ void BM_generate(benchmark::State& state, Workload w, bool graph) {
   state.counters["graph"] = stepper.replaying() ? 1 : 0;
 }
 
-BENCHMARK_CAPTURE(BM_train_step, config_A, kConfigA)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(4);
-BENCHMARK_CAPTURE(BM_train_step, config_B, kConfigB)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK_CAPTURE(BM_train_step, config_A, kConfigA)->Arg(0)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(4);
+BENCHMARK_CAPTURE(BM_train_step, config_B, kConfigB)->Arg(0)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK_CAPTURE(BM_train_step, config_B_length, kConfigB)
+    ->RangeMultiplier(2)->Range(512, 16384)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK_CAPTURE(BM_generate, config_B_graph, kConfigB, true)->UseRealTime()->Unit(benchmark::kMicrosecond)->Iterations(256);
 BENCHMARK_CAPTURE(BM_generate, config_B_eager, kConfigB, false)->UseRealTime()->Unit(benchmark::kMicrosecond)->Iterations(256);
 
