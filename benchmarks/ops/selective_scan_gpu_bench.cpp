@@ -3,6 +3,8 @@
 // + backward, timed with CUDA events. bytes/s counts the floor's bytes: u, delta, z, B, C read
 // once and y written once (forward); for forward + backward also dy read and du, ddelta, dz, dB,
 // dC written. The official kernel's times on the same card are in benchmarks/RESULTS.md.
+// `small_batch` keeps B L = 32,768 tokens and shrinks the batch to 1: the parallelism left when
+// a long sequence comes alone (each recurrence runs along L; only B and D spread over the GPU).
 //   ./selective_scan_gpu_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -36,7 +38,7 @@ SelectiveScanResult scan(const ScanInputsOnGpu& in) {
 
 void BM_scan_gpu(benchmark::State& state, bool backward) {
   if (!cuda_is_available()) return state.SkipWithError("no CUDA GPU on this machine");
-  const int64_t B = 16, D = 1536, N = 16, L = state.range(0);
+  const int64_t B = state.range(1), D = 1536, N = 16, L = state.range(0);
   ScanInputsOnGpu in = make_inputs(B, D, L, N, backward);
   Tensor dy = backward ? ones({B, D, L}, {.device = Device::cuda(0)}) : Tensor();
   auto run = [&] {
@@ -60,8 +62,12 @@ void BM_scan_gpu(benchmark::State& state, bool backward) {
   state.SetBytesProcessed(state.iterations() * bytes);
 }
 
-BENCHMARK_CAPTURE(BM_scan_gpu, forward, false)->Arg(512)->Arg(2048)->Arg(8192)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_scan_gpu, forward_backward, true)->Arg(512)->Arg(2048)->Arg(8192)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_scan_gpu, forward, false)
+    ->Args({512, 16})->Args({2048, 16})->Args({8192, 16})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_scan_gpu, forward_backward, true)
+    ->Args({512, 16})->Args({2048, 16})->Args({8192, 16})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_scan_gpu, small_batch, true)
+    ->Args({2048, 16})->Args({8192, 4})->Args({32768, 1})->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
