@@ -100,10 +100,17 @@ Plan make_plan(const ScanSizes& s, size_t element, bool backward) {
   return p;
 }
 
-// exp(dt a) as exp2(dt a2) with a2 = a log2(e) prepared once per state: exp2f is the hardware's
-// ex2 plus a fix-up, where expf first reduces its argument (several instructions more per step).
-__device__ inline float dexp2(float x) { return exp2f(x); }
-__device__ inline double dexp2(double x) { return exp2(x); }
+// exp(dt a) as exp2(dt a2) with a2 = a log2(e) prepared once per state: the hardware's ex2,
+// where expf first reduces its argument (several instructions more per step), and exp2f adds
+// three instructions (a compare and two predicated multiplies) to produce results below 2^-126.
+// Here such a result may be flushed to zero: a flushed dA < 2^-126 changes h and the gradients by
+// less than 2^-126 of their size.
+__device__ inline float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ inline double exp2_ftz(double x) { return exp2(x); }
 template <class T>
 constexpr T kLog2e = T(1.4426950408889634074);
 
@@ -163,13 +170,8 @@ __device__ void stage_chunk(const ScanInputs<T>& in, const BlockPlace& p, int64_
   }
 }
 
-// dBu's hold factor: delta' (Mamba's) or delta' exprel(delta' a) (exact zero-order hold).
-template <class T>
-__device__ T hold_of(bool exact, T dt, T a, T dA) {
-  return exact ? dt * dexprel(dt * a, dA) : dt;
-}
-
-template <class T, int LN, int SPT>
+// EXACT: the exact zero-order hold of B (hold = delta' exprel(delta' a)), else hold = delta'.
+template <class T, int LN, int SPT, bool EXACT>
 __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* checkpoints, T* y_pre, int dc,
                                     int64_t tiles) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -214,13 +216,15 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
       if (t >= len) break;
       T acc = T(0);
       if (active) {
-        const T u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t];
+        const T u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t], dtu = dt * u;
 #pragma unroll
         for (int k = 0; k < SPT; ++k) {
           const int n = lane + k * LN;
           if (n >= N) continue;
-          const T dA = dexp2(dt * a2[k]);
-          h[k] = dA * h[k] + hold_of(in.exact_zoh_b, dt, a[k], dA) * B_s[n * kPitch + t] * u;
+          const T dA = exp2_ftz(dt * a2[k]);
+          const T Bn = B_s[n * kPitch + t];
+          // The same expressions as the backward's recomputation of the states (backward_chunk).
+          h[k] = EXACT ? dA * h[k] + dt * dexprel(dt * a[k], dA) * Bn * u : dA * h[k] + dtu * Bn;
           acc += C_s[n * kPitch + t] * h[k];
         }
       }
@@ -264,18 +268,7 @@ Workspace workspace_layout(const ScanSizes& s, int64_t tiles) {
   return w;
 }
 
-constexpr int log2_of(int x) { return x <= 1 ? 0 : 1 + log2_of(x / 2); }
-
-// 2^x where a subnormal result may be flushed to zero: the hardware's ex2 alone, where exp2f adds
-// three instructions (a compare and two predicated multiplies) to produce results below 2^-126.
-// The backward evaluates it twice per state and step; a flushed dA < 2^-126 changes h and the
-// gradients by less than 2^-126 of their size.
-__device__ inline float exp2_ftz(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ inline double exp2_ftz(double x) { return exp2(x); }
+__host__ __device__ constexpr int log2_of(int x) { return x <= 1 ? 0 : 1 + log2_of(x / 2); }
 
 // The backward's sums across lanes, as reduce-scatters: at each exchange a lane sends half of the
 // values it holds and keeps the other half (chosen by its lane bit), so each exchange moves one
@@ -504,61 +497,32 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
 
   // Finishes chunk `done` (the one just walked; -1: none) and stages chunk `next` (-1: none), in one
   // pass whose items (channel, t) and (n, t) are the same for both, so a thread reads its items'
-  // values of `done` before it overwrites them with those of `next`, and the loads of `next`
-  // overlap the finishing arithmetic.
+  // values of `done` before it overwrites them with those of `next`. Every load of `next` is
+  // issued first, so that one global-memory latency, overlapped with the finishing arithmetic,
+  // is all the pass waits for. A thread's (channel, t) items: i = threadIdx.x + j blockDim.x,
+  // j < kItems (blockDim.x >= LN x the channels).
+  constexpr int kItems = (kChunk + LN - 1) / LN;
   auto finish_and_stage = [&](int64_t done, int64_t next) {
+    const int64_t t0d = done * kChunk, t0n = next * kChunk;
+    const int len_d = done >= 0 ? static_cast<int>(min(static_cast<int64_t>(kChunk), L - t0d)) : 0;
+    const int len_n = next >= 0 ? static_cast<int>(min(static_cast<int64_t>(kChunk), L - t0n)) : -1;
     if (next >= 0) {
 #pragma unroll
       for (int k = 0; k < SPT; ++k) {
         h_in[k] = active && state[k] < N ? checkpoints[((p.b * s.dim + d) * chunks + next) * N + state[k]] : T(0);
       }
     }
-    const int64_t t0d = done * kChunk, t0n = next * kChunk;
-    const int len_d = done >= 0 ? static_cast<int>(min(static_cast<int64_t>(kChunk), L - t0d)) : 0;
-    const int len_n = next >= 0 ? static_cast<int>(min(static_cast<int64_t>(kChunk), L - t0n)) : -1;
-    for (int i = threadIdx.x; i < p.nch * kChunk; i += blockDim.x) {
-      const int cc = i / kChunk, t = i % kChunk;
-      T* r = ch_s + cc * kRow;
-      const int64_t dd = p.d0 + cc, base = (p.b * s.dim + dd) * L;
-      const bool load = t < len_n;
-      T delta_raw = T(0), u = T(0), z = T(0), g = T(0), ysv = T(0);
-      if (load) {
-        delta_raw = in.delta[base + t0n + t];
-        u = in.u[base + t0n + t];
-        if (in.z) z = in.z[base + t0n + t];
-        if (dy) g = dy[base + t0n + t];
-        if (in.z) ysv = y_saved[base + t0n + t];
-      }
-      const T Dd = in.D_skip ? in.D_skip[dd] : T(0);
-      if (t < len_d) {  // du and ddelta of chunk `done`
-        const T x = r[kX * kPitch + t], yv = r[kY * kPitch + t], gy = r[kGy * kPitch + t];
-        const T du = (EXACT ? yv : r[kDt * kPitch + t] * yv) + gy * Dd;
-        const T ddelta = (EXACT ? x : x + r[kU * kPitch + t] * yv) * r[kDsp * kPitch + t];
-        grads.du[base + t0d + t] = du;
-        grads.ddelta[base + t0d + t] = ddelta;
-        r[kDbias * kPitch + t] += ddelta;
-      }
-      if (len_n < 0) continue;
-      T dt = T(0), dsp = T(0), gy = T(0);
-      if (load) {
-        const T raw = delta_raw + (in.delta_bias ? in.delta_bias[dd] : T(0));
-        dt = in.delta_softplus ? dsoftplus(raw) : raw;
-        dsp = in.delta_softplus ? softplus_grad(raw) : T(1);
-        // Through the gate: y = (ypre + D u) silu(z), so gy = dy silu(z) and
-        // dz = dy (ypre + D u) silu'(z), silu' = s (1 + z (1 - s)).
-        gy = g;
-        if (in.z) {
-          const T sz = dsigmoid(z);
-          if (grads.dz) grads.dz[base + t0n + t] = g * (ysv + Dd * u) * sz * (T(1) + z * (T(1) - sz));
-          gy = g * z * sz;
-        }
-        r[kDD * kPitch + t] += gy * u;
-      }
-      r[kU * kPitch + t] = u;
-      r[kDt * kPitch + t] = dt;
-      r[kDtu * kPitch + t] = dt * u;
-      r[kDsp * kPitch + t] = dsp;
-      r[kGy * kPitch + t] = gy;
+    T delta_raw[kItems], u[kItems], z[kItems], g[kItems], ysv[kItems];
+#pragma unroll
+    for (int j = 0; j < kItems; ++j) {
+      const int i = threadIdx.x + j * blockDim.x, cc = i / kChunk, t = i % kChunk;
+      const int64_t at = (p.b * s.dim + p.d0 + cc) * L + t0n + t;
+      const bool load = i < p.nch * kChunk && t < len_n;
+      delta_raw[j] = load ? in.delta[at] : T(0);
+      u[j] = load ? in.u[at] : T(0);
+      z[j] = load && in.z ? in.z[at] : T(0);
+      g[j] = load && dy ? dy[at] : T(0);
+      ysv[j] = load && in.z ? y_saved[at] : T(0);
     }
     for (int i = threadIdx.x; i < N * kChunk; i += blockDim.x) {
       const int n = i / kChunk, t = i % kChunk;
@@ -581,6 +545,43 @@ __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, con
         B_s[n * kPitch + t] = Bv;
         B_s[(NP + n) * kPitch + t] = Cv;
       }
+    }
+#pragma unroll
+    for (int j = 0; j < kItems; ++j) {
+      const int i = threadIdx.x + j * blockDim.x, cc = i / kChunk, t = i % kChunk;
+      if (i >= p.nch * kChunk) break;
+      T* r = ch_s + cc * kRow;
+      const int64_t dd = p.d0 + cc, base = (p.b * s.dim + dd) * L;
+      const T Dd = in.D_skip ? in.D_skip[dd] : T(0);
+      if (t < len_d) {  // du and ddelta of chunk `done`
+        const T x = r[kX * kPitch + t], yv = r[kY * kPitch + t], gy = r[kGy * kPitch + t];
+        const T du = (EXACT ? yv : r[kDt * kPitch + t] * yv) + gy * Dd;
+        const T ddelta = (EXACT ? x : x + r[kU * kPitch + t] * yv) * r[kDsp * kPitch + t];
+        grads.du[base + t0d + t] = du;
+        grads.ddelta[base + t0d + t] = ddelta;
+        r[kDbias * kPitch + t] += ddelta;
+      }
+      if (len_n < 0) continue;
+      T dt = T(0), dsp = T(0), gy = T(0);
+      if (t < len_n) {
+        const T raw = delta_raw[j] + (in.delta_bias ? in.delta_bias[dd] : T(0));
+        dt = in.delta_softplus ? dsoftplus(raw) : raw;
+        dsp = in.delta_softplus ? softplus_grad(raw) : T(1);
+        // Through the gate: y = (ypre + D u) silu(z), so gy = dy silu(z) and
+        // dz = dy (ypre + D u) silu'(z), silu' = s (1 + z (1 - s)).
+        gy = g[j];
+        if (in.z) {
+          const T sz = dsigmoid(z[j]);
+          if (grads.dz) grads.dz[base + t0n + t] = g[j] * (ysv[j] + Dd * u[j]) * sz * (T(1) + z[j] * (T(1) - sz));
+          gy = g[j] * z[j] * sz;
+        }
+        r[kDD * kPitch + t] += gy * u[j];
+      }
+      r[kU * kPitch + t] = u[j];
+      r[kDt * kPitch + t] = dt;
+      r[kDtu * kPitch + t] = dt * u[j];
+      r[kDsp * kPitch + t] = dsp;
+      r[kGy * kPitch + t] = gy;
     }
   };
 
@@ -702,11 +703,17 @@ void selective_scan_forward(const ScanInputs<T>& in, T* y, T* last_state, T* che
   const Plan plan = make_plan(s, sizeof(T), false);
   const int64_t blocks = s.batch * s.groups * plan.tiles;
   dispatch_plan(plan, [&]<int LN, int SPT>() {
-    auto kernel = scan_forward_kernel<T, LN, SPT>;
-    allow_shared(kernel, plan.shared);
     T* y_pre = checkpoints ? checkpoints + checkpoint_states_numel(s) : nullptr;
-    kernel<<<static_cast<unsigned>(blocks), plan.threads(), plan.shared, current_stream()>>>(
-        in, y, last_state, checkpoints, y_pre, plan.dc, plan.tiles);
+    auto launch = [&](auto kernel) {
+      allow_shared(kernel, plan.shared);
+      kernel<<<static_cast<unsigned>(blocks), plan.threads(), plan.shared, current_stream()>>>(
+          in, y, last_state, checkpoints, y_pre, plan.dc, plan.tiles);
+    };
+    if (in.exact_zoh_b) {
+      launch(scan_forward_kernel<T, LN, SPT, true>);
+    } else {
+      launch(scan_forward_kernel<T, LN, SPT, false>);
+    }
   });
   CUDA_CHECK_LAUNCH();
 }
