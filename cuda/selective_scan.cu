@@ -432,8 +432,14 @@ __device__ __forceinline__ void backward_chunk(const T* ch, const T* (&Brow)[SPT
 
 // Threads: (dc channels x LN lanes) rounded up to whole warps; channel c of the block is
 // d0 + c, its lanes' states n = lane + LN (k ^ perm), k < SPT.
+// For float with 2 states a lane (N = 9 .. 16), at most 80 registers, so that three blocks of
+// 256 threads fit a multiprocessor (24 warps, with the ~68 KB of shared memory each): unbounded,
+// the unrolled chunk takes 109 registers and two blocks.
+template <class T, int LN, int SPT>
+constexpr int kBackwardBlocksPerSM = sizeof(T) == 4 && SPT <= 2 ? 3 : 1;
+
 template <class T, int LN, int SPT, bool EXACT>
-__global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast,
+__global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>)) scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast,
                                      ScanGrads<T> grads, T* work, Workspace w, int dc, int64_t tiles) {
   const ScanSizes& s = in.size;
   const int N = static_cast<int>(s.dstate);
