@@ -432,11 +432,12 @@ __device__ __forceinline__ void backward_chunk(const T* ch, const T* (&Brow)[SPT
 
 // Threads: (dc channels x LN lanes) rounded up to whole warps; channel c of the block is
 // d0 + c, its lanes' states n = lane + LN (k ^ perm), k < SPT.
-// For float with 2 states a lane (N = 9 .. 16), at most 80 registers, so that three blocks of
-// 256 threads fit a multiprocessor (24 warps, with the ~68 KB of shared memory each): unbounded,
-// the unrolled chunk takes 109 registers and two blocks.
+// For float with 8 lanes of 1 or 2 states (N = 5 .. 16), at most 80 registers, so that three
+// blocks of 256 threads fit a multiprocessor (24 warps, with the ~68 KB of shared memory each):
+// unbounded, the unrolled chunk takes 109 registers (N = 16) and two blocks. (Under the bound,
+// fewer lanes, with more items each to stage, would spill.)
 template <class T, int LN, int SPT>
-constexpr int kBackwardBlocksPerSM = sizeof(T) == 4 && SPT <= 2 ? 3 : 1;
+constexpr int kBackwardBlocksPerSM = sizeof(T) == 4 && LN == 8 && SPT <= 2 ? 3 : 1;
 
 template <class T, int LN, int SPT, bool EXACT>
 __global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>)) scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast,
@@ -741,7 +742,9 @@ void selective_scan_backward(const ScanInputs<T>& in, const T* checkpoints, cons
       kernel<<<static_cast<unsigned>(blocks), plan.threads(), plan.shared, stream>>>(in, checkpoints, dy, dlast, grads,
                                                                                    workspace, w, plan.dc, plan.tiles);
     };
-    if (in.exact_zoh_b) {
+    if constexpr (LN < 8 && SPT > 1) {  // not a backward plan (make_plan: 8 lanes once N > 4)
+      throw InternalError(str("selective_scan: no backward kernel for ", LN, " lanes x ", SPT, " states"));
+    } else if (in.exact_zoh_b) {
       launch(scan_backward_kernel<T, LN, SPT, true>);
     } else {
       launch(scan_backward_kernel<T, LN, SPT, false>);

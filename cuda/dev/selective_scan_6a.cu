@@ -432,6 +432,7 @@ __device__ __forceinline__ void backward_chunk(const T* ch, const T* (&Brow)[SPT
 
 // Threads: (dc channels x LN lanes) rounded up to whole warps; channel c of the block is
 // d0 + c, its lanes' states n = lane + LN (k ^ perm), k < SPT.
+// Variant 6a: variant 6 without its launch bound (109 registers at N = 16, two blocks a multiprocessor).
 template <class T, int LN, int SPT, bool EXACT>
 __global__ void scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast,
                                      ScanGrads<T> grads, T* work, Workspace w, int dc, int64_t tiles) {
@@ -735,7 +736,9 @@ void selective_scan_backward(const ScanInputs<T>& in, const T* checkpoints, cons
       kernel<<<static_cast<unsigned>(blocks), plan.threads(), plan.shared, stream>>>(in, checkpoints, dy, dlast, grads,
                                                                                    workspace, w, plan.dc, plan.tiles);
     };
-    if (in.exact_zoh_b) {
+    if constexpr (LN < 8 && SPT > 1) {  // not a backward plan (make_plan: 8 lanes once N > 4)
+      throw InternalError(str("selective_scan: no backward kernel for ", LN, " lanes x ", SPT, " states"));
+    } else if (in.exact_zoh_b) {
       launch(scan_backward_kernel<T, LN, SPT, true>);
     } else {
       launch(scan_backward_kernel<T, LN, SPT, false>);
