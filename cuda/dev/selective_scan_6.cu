@@ -440,8 +440,9 @@ template <class T, int LN, int SPT>
 constexpr int kBackwardBlocksPerSM = sizeof(T) == 4 && LN == 8 && SPT <= 2 ? 3 : 1;
 
 template <class T, int LN, int SPT, bool EXACT>
-__global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>)) scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast,
-                                     ScanGrads<T> grads, T* work, Workspace w, int dc, int64_t tiles) {
+__global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>))
+    scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast, ScanGrads<T> grads,
+                         T* work, Workspace w, int dc, int64_t tiles) {
   const ScanSizes& s = in.size;
   const int N = static_cast<int>(s.dstate);
   const int64_t L = s.seqlen;
