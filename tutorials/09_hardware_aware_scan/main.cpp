@@ -106,7 +106,8 @@ int main() try {
   }
 
   std::printf("== 5. The variants of cuda/dev/ (H200, forward + backward, ms; benchmarks/RESULTS.md)\n");
-  // Measured: "2026-12-01: the selective scan on the GPU, variants 1-4" in benchmarks/RESULTS.md.
+  // Measured: "2026-12-01: the selective scan on the GPU, variants 1-4" in benchmarks/RESULTS.md
+  // (variants 5 and 6 in its table's later rows).
   const double lengths[] = {512, 2048, 8192};
   struct Variant {
     const char* name;
@@ -117,7 +118,9 @@ int main() try {
                               {"variant 1", "#1f77b4", {2.744, 10.746, 42.852}},
                               {"variant 2", "#d62728", {6.58, 26.4, 105.0}},
                               {"variant 3", "#ff7f0e", {1.898, 7.423, 29.51}},
-                              {"variant 4", "#2ca02c", {1.830, 7.150, 28.37}}};
+                              {"variant 4", "#2ca02c", {1.830, 7.150, 28.37}},
+                              {"variant 5", "#9467bd", {1.85, 7.27, 28.8}},
+                              {"variant 6", "#17becf", {1.132, 4.340, 17.117}}};
   std::vector<apps::Series> series;
   for (const Variant& v : variants) {
     apps::Series s{v.name, v.color, {}, std::string(v.name) == "official kernel", true};
