@@ -17,6 +17,7 @@
 #include "ops/indexing.h"
 #include "ops/matmul.h"
 #include "ops/softmax.h"
+#include "ops/unary.h"
 #include "ops/view.h"
 #include "tensor/factory.h"
 
@@ -121,13 +122,18 @@ Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, 
                                              const AttentionOptions& options) {
   cpu::AttentionSizes sizes = check_inputs("scaled_dot_product_attention_reference", q, k, v, options);
   Tensor scores = mul(matmul(q, transpose(k, -1, -2)), sizes.scale);  // (B, H, Lq, Lk)
-  if (options.causal) {
-    // mask (Lq, Lk): 1 where key j comes after query i's position i + (Lk - Lq)
-    std::vector<int64_t> mask(sizes.Lq * sizes.Lk);
-    for (int64_t i = 0; i < sizes.Lq; ++i)
-      for (int64_t j = 0; j < sizes.Lk; ++j) mask[i * sizes.Lk + j] = j > i + (sizes.Lk - sizes.Lq);
-    scores = masked_fill(scores, from_vector(mask, {sizes.Lq, sizes.Lk}).to(q.device()),
-                         -std::numeric_limits<double>::infinity());
+  // One query (a generation step against a KV cache) sits at the last position and sees every
+  // key: it needs no mask.
+  if (options.causal && sizes.Lq > 1) {
+    // mask (Lq, Lk): non-zero where key j comes after query i's position i + (Lk - Lq), that is
+    // where relu(j - (i + Lk - Lq)) > 0. Made on q's device from two ranges: a table filled on
+    // the host would be Lq Lk values to write and copy up (512 MiB at Lq = Lk = 8192, per call).
+    // The positions are exact in float32 below 2^24.
+    const TensorOptions positions{.dtype = q.dtype(), .device = q.device()};
+    Tensor keys = arange(0.0, static_cast<double>(sizes.Lk), 1.0, positions).view({1, sizes.Lk});
+    Tensor queries = arange(static_cast<double>(sizes.Lk - sizes.Lq), static_cast<double>(sizes.Lk), 1.0, positions)
+                         .view({sizes.Lq, 1});
+    scores = masked_fill(scores, relu(sub(keys, queries)), -std::numeric_limits<double>::infinity());
   }
   return matmul(softmax(scores, -1), v);  // (B, H, Lq, Dh)
 }

@@ -131,7 +131,7 @@ class GPTGeneration : public GenerationSession {
         row.erase(row.begin(), row.end() - keep);
         kept.insert(kept.end(), row.begin(), row.end());
       }
-      input = from_vector(kept, {batch_, keep});
+      input = from_vector(kept, {batch_, keep}).to(tokens.device());
     }
     Tensor logits = model_.forward(input, &caches_);  // (B, T, vocab)
     return contiguous(narrow(logits, 1, logits.size(1) - 1, 1).squeeze(1));

@@ -29,13 +29,7 @@ class MambaGeneration : public GenerationSession {
     return logits;  // (B, vocab)
   }
   int64_t position() const override { return position_; }
-  int64_t state_bytes() const override {
-    int64_t bytes = 0;
-    for (const MixerState& layer : state_.layers)
-      for (const Tensor& t : {layer.conv_state, layer.ssm_state})
-        if (t.defined()) bytes += t.nbytes();
-    return bytes;
-  }
+  int64_t state_bytes() const override { return state_.state_bytes(); }
 
  private:
   MambaLM& model_;
@@ -45,6 +39,14 @@ class MambaGeneration : public GenerationSession {
 };
 
 }  // namespace
+
+int64_t InferenceState::state_bytes() const {
+  int64_t bytes = 0;
+  for (const MixerState& layer : layers)
+    for (const Tensor& t : {layer.conv_state, layer.ssm_state})
+      if (t.defined()) bytes += t.nbytes();
+  return bytes;
+}
 
 std::unique_ptr<GenerationSession> MambaLM::start_generation(int64_t batch) {
   return std::make_unique<MambaGeneration>(*this, batch);

@@ -40,6 +40,9 @@ class MambaBackbone : public nn::Module {
 struct InferenceState {
   std::vector<MixerState> layers;
   Tensor workspace;
+  // Bytes of the recurrent state proper (every layer's conv and SSM states): the same at every
+  // position. The workspace is scratch, not state, and is not counted.
+  int64_t state_bytes() const;
 };
 
 class MambaLM : public LanguageModel {

@@ -114,6 +114,27 @@ TEST(GPT, GenerationWithKVCacheMatchesFullForward) {
   EXPECT_LE(session->state_bytes(), 2 * 2 * 2 * 32 * 16 * 8);
 }
 
+// On a GPU the KV caches live there, and the restart past the window builds its input there too.
+TEST(GPT, GenerationOnTheGpuMatchesTheCpu) {
+  MG_SKIP_WITHOUT_CUDA();
+  Generator gen(3);
+  gpt::GPT cpu_model(tiny_config(), gen), gpu_model(tiny_config(), gen);
+  gpu_model.load_state_dict(cpu_model.state_dict());
+  gpu_model.to(Device::cuda(0));
+  cpu_model.eval();
+  gpu_model.eval();
+  std::unique_ptr<GenerationSession> on_cpu = cpu_model.start_generation(1), on_gpu = gpu_model.start_generation(1);
+  Tensor prompt = randint(0, 50, {1, 5}, gen);
+  Tensor expected = on_cpu->feed(prompt), got = on_gpu->feed(prompt.to(Device::cuda(0)));
+  for (int64_t i = 0; i < 40; ++i) {  // past the 32-position window
+    ASSERT_TRUE(test::all_close(got.to(Device::cpu()), expected, 1e-4, 1e-4)) << "position " << on_cpu->position();
+    Tensor next = argmax(expected, -1).reshape({1, 1});
+    expected = on_cpu->feed(next);
+    got = on_gpu->feed(next.to(Device::cuda(0)));
+  }
+  EXPECT_EQ(on_gpu->state_bytes(), on_cpu->state_bytes());
+}
+
 TEST(GPT, LossIsCrossEntropyOfLogitsAndGradientsReachEveryParameter) {
   Generator gen(1);
   gpt::GPT model(tiny_config(), gen);

@@ -145,6 +145,21 @@ TEST(MambaLM, PromptStatesHandOverToRecurrentSteps) {
   }
 }
 
+TEST(MambaLM, GenerationStateIsTheSameSizeAtEveryPosition) {
+  Generator gen(12);
+  MambaLM model(tiny_config(), gen);  // 2 layers, d_inner 16, d_conv 3, N 4
+  const int64_t expected = 2 * (16 * 3 + 16 * 4) * 4;  // layers x (conv + SSM state) x float32
+  EXPECT_EQ(model.new_state(1).state_bytes(), expected);
+  EXPECT_EQ(model.new_state(3).state_bytes(), 3 * expected);
+  std::unique_ptr<GenerationSession> session = model.start_generation(1);
+  EXPECT_EQ(session->state_bytes(), 0);  // nothing fed yet
+  session->feed(random_tokens(1, 5, 11, 13));
+  EXPECT_EQ(session->state_bytes(), expected);
+  for (int i = 0; i < 20; ++i) session->feed(zeros({1, 1}, {.dtype = DType::Int64}));
+  EXPECT_EQ(session->position(), 25);
+  EXPECT_EQ(session->state_bytes(), expected);
+}
+
 TEST(MambaConfig, JsonRoundTripAndErrors) {
   MambaConfig c = tiny_config();
   c.dt_rank = 3;

@@ -168,6 +168,9 @@ void add_layers(std::vector<OpCase>& rows) {
                   one([](auto& x) { return scaled_dot_product_attention(mul(x[0], 3.0), x[1], x[2]); }), 1e-6, 1e-5});
   rows.push_back({"attention_decode_Lk77", "scaled_dot_product_attention", {in({1, 2, 1, 8}), in({1, 2, 77, 8}), in({1, 2, 77, 8})},
                   one([](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }), 1e-6, 1e-5});
+  // A chunk of 9 new queries against 40 keys: the causal mask's offset (made on the device).
+  rows.push_back({"attention_chunk_Lq9_Lk40", "scaled_dot_product_attention", {in({1, 2, 9, 8}), in({1, 2, 40, 8}), in({1, 2, 40, 8})},
+                  one([](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }), 1e-6, 1e-5});
   rows.push_back({"attention_full_transposed", "scaled_dot_product_attention",
                   {transposed({1, 2, 9, 66}), in({1, 2, 9, 66}), in({1, 2, 9, 66})},
                   one([](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2], {.causal = false}); }), 1e-6,
