@@ -1,18 +1,21 @@
 // The Mamba-vs-attention study (docs/mamba_vs_attention.md): the measurements behind the Mamba
 // paper's claim, taken on this library's two models on the machine at hand. Each part is a
-// subcommand; benchmarks/study/run_study.sh runs them all. Results go to --out (JSON lines) and
-// the plots to --svg-dir (docs/ by default).
+// subcommand; benchmarks/study/run_study.sh runs them all. Results go to --out (JSON, and
+// Markdown tables to paste into the page) and the plots to --svg-dir (docs/ by default).
 //   quality       train one model for a wall-clock budget (the schedule sized to the budget by a
-//                 short calibration run) and keep its validation loss against wall time
+//                 short calibration run) and keep its validation loss against wall time (CPU)
 //   quality-plot  val loss against wall time of several quality runs, on one plot
 //   generation    batch-1 generation from position 1 to --max-position: time per token and the
 //                 memory of the recurrent state / KV cache at each position, with fitted curves
+//                 (generation.cpp; --device cpu or cuda)
 //   train-length  one training step at L = 256 .. 8192 with a fixed number of tokens per step,
-//                 and the fitted exponent of the cost per sequence against L
+//                 and the fitted exponent of the cost per sequence against L (train_length.cpp;
+//                 --device cpu or cuda)
+//   report        the fits, tables and plots of parts 2 and 3 again from their JSON alone (for
+//                 files brought back from a GPU machine; report.cpp)
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,38 +24,12 @@
 #include "apps/common/loss_plot.h"
 #include "apps/common/text_dataset.h"
 #include "apps/common/trainer.h"
-#include "fit.h"
 #include "mambagrad.h"
-#include "models/gpt/model.h"
-#include "models/mamba/model.h"
-#include "nn/atomic_file.h"
+#include "study.h"
 
 namespace mg::study {
 
-namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-const char* kMambaColor = "#1f77b4";
-const char* kGptColor = "#d62728";
-const char* kExtraColors[] = {"#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-void write_svg(const fs::path& path, const std::string& svg) {
-  fs::create_directories(path.parent_path());
-  nn::write_file_atomically(path.string(), svg);
-  std::printf("wrote %s\n", path.c_str());
-}
-
-// The two models of the study at equal size: the standard CPU Mamba (474,880 parameters at vocab
-// 65) and the default GPT (477,792); `positions` sets the GPT's context window.
-std::shared_ptr<LanguageModel> make_study_model(const std::string& kind, int64_t positions, Generator& gen) {
-  if (kind == "mamba") return std::make_shared<mamba::MambaLM>(mamba::MambaConfig{}, gen);
-  gpt::GPTConfig c;
-  c.n_positions = positions;
-  return std::make_shared<gpt::GPT>(c, gen);
-}
 
 // ---- 1. quality per second
 
@@ -90,7 +67,7 @@ void quality(apps::TrainOptions options, double budget_s, const std::string& lab
 }
 
 // Val loss against wall time of each run (label=dir), and a summary per run.
-void quality_plot(const std::vector<std::string>& runs, const fs::path& svg) {
+void quality_plot(const std::vector<std::string>& runs, const Output& out, const std::string& svg_name) {
   std::vector<apps::Series> series;
   size_t extra = 0;
   for (const std::string& run : runs) {
@@ -121,149 +98,8 @@ void quality_plot(const std::vector<std::string>& runs, const fs::path& svg) {
                 s.points.back().second, best);
     series.push_back(std::move(s));
   }
-  write_svg(svg, apps::line_plot_svg(series, "Validation loss against wall time (2 cores, TinyShakespeare)",
-                                     {.x_label = "wall time (s)", .y_label = "validation loss"}));
-}
-
-// ---- 2. generation: time and state memory against the position
-
-struct GenerationCurve {
-  std::vector<std::pair<double, double>> seconds_per_token, state_bytes;  // (position, value)
-};
-
-GenerationCurve generation_curve(LanguageModel& model, int64_t max_position, int64_t window, int repeats) {
-  NoGradGuard no_grad;
-  model.eval();
-  const int64_t windows = max_position / window;
-  std::vector<std::vector<double>> times(windows);  // per window, one mean per repeat
-  GenerationCurve curve;
-  for (int rep = 0; rep < repeats; ++rep) {
-    std::unique_ptr<GenerationSession> session = model.start_generation(1);
-    Generator gen(rep);
-    Tensor token = zeros({1, 1}, {.dtype = DType::Int64});
-    for (int64_t w = 0; w < windows; ++w) {
-      const auto start = Clock::now();
-      for (int64_t i = 0; i < window; ++i) {
-        Tensor logits = session->feed(token);
-        token = argmax(logits, -1).reshape({1, 1});  // greedy: the cost of a real generation step
-      }
-      times[w].push_back(seconds_since(start) / static_cast<double>(window));
-      if (rep == 0) curve.state_bytes.emplace_back(static_cast<double>(session->position()), session->state_bytes());
-    }
-  }
-  for (int64_t w = 0; w < windows; ++w) {
-    std::sort(times[w].begin(), times[w].end());
-    curve.seconds_per_token.emplace_back(static_cast<double>((w + 1) * window), times[w][times[w].size() / 2]);
-  }
-  return curve;
-}
-
-void generation(int64_t max_position, int64_t window, int repeats, const fs::path& out, const fs::path& svg_dir) {
-  std::vector<apps::Series> speed, memory;
-  json results = json::object();
-  for (const std::string kind : {"mamba", "gpt"}) {
-    Generator gen(0);
-    auto model = make_study_model(kind, max_position, gen);
-    GenerationCurve c = generation_curve(*model, max_position, window, repeats);
-    LineFit time_fit = fit_line(c.seconds_per_token), memory_fit = fit_line(c.state_bytes);
-    const std::string name = kind == "mamba" ? "Mamba" : "GPT";
-    const char* color = kind == "mamba" ? kMambaColor : kGptColor;
-    std::printf("generation %s (%ld parameters): seconds/token = %.3g + %.3g * position (at 1: %.0f tokens/s, at %ld: "
-                "%.0f tokens/s measured, %.0f fitted); state bytes = %.4g + %.4g * position (%.4g at %ld)\n",
-                name.c_str(), static_cast<long>(model->num_parameters()), time_fit.intercept, time_fit.slope,
-                1.0 / c.seconds_per_token.front().second, static_cast<long>(max_position),
-                1.0 / c.seconds_per_token.back().second, 1.0 / time_fit(static_cast<double>(max_position)),
-                memory_fit.intercept, memory_fit.slope, c.state_bytes.back().second, static_cast<long>(max_position));
-    apps::Series measured{name + " (measured)", color, {}, false, false}, fitted{name + " (fit)", color, {}, true, false};
-    for (auto [p, s] : c.seconds_per_token) {
-      measured.points.emplace_back(p, 1.0 / s);
-      fitted.points.emplace_back(p, 1.0 / time_fit(p));
-    }
-    speed.push_back(measured);
-    speed.push_back(fitted);
-    apps::Series bytes{name, color, {}, false, false};
-    for (auto [p, b] : c.state_bytes) bytes.points.emplace_back(p, b / 1024.0);
-    memory.push_back(bytes);
-    results[kind] = {{"parameters", model->num_parameters()}, {"seconds_per_token", c.seconds_per_token},
-                     {"state_bytes", c.state_bytes}, {"time_fit", {time_fit.intercept, time_fit.slope}},
-                     {"memory_fit", {memory_fit.intercept, memory_fit.slope}}};
-  }
-  fs::create_directories(out);
-  nn::write_file_atomically((out / "generation.json").string(), results.dump(1));
-  write_svg(svg_dir / "mamba_vs_attention_generation_speed.svg",
-            apps::line_plot_svg(speed, "Generation speed at batch 1 (1 thread)",
-                                {.x_label = "position in the sequence", .y_label = "tokens/s", .log_y = true}));
-  write_svg(svg_dir / "mamba_vs_attention_generation_memory.svg",
-            apps::line_plot_svg(memory, "Recurrent state / KV cache at batch 1",
-                                {.x_label = "position in the sequence", .y_label = "KiB", .log_y = true}));
-}
-
-// ---- 3. training cost against the sequence length
-
-double train_step_seconds(LanguageModel& model, int64_t batch, int64_t seq_len, int repeats) {
-  Generator gen(1);
-  optim::AdamW optimizer(optim::weight_decay_groups(model.named_parameters(), 1e-4, 0.1), {});
-  TensorList leaves = model.parameters();
-  Tensor tokens = randint(0, model.vocab_size(), {batch, seq_len + 1}, gen);
-  Tensor inputs = contiguous(narrow(tokens, 1, 0, seq_len)), targets = contiguous(narrow(tokens, 1, 1, seq_len));
-  std::vector<double> times;
-  for (int i = 0; i <= repeats; ++i) {  // the first is a warm-up
-    const auto start = Clock::now();
-    Tensor loss = model.loss(inputs, targets);
-    optimizer.zero_grad();
-    loss.backward();
-    nn::clip_grad_norm_(leaves, 1.0);
-    optimizer.step();
-    if (i > 0) times.push_back(seconds_since(start));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-void train_length(int64_t tokens, const std::vector<int64_t>& lengths, int repeats, const fs::path& out,
-                  const fs::path& svg_dir) {
-  std::vector<apps::Series> series;
-  json results = json::object();
-  const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
-  for (const std::string kind : {"mamba", "gpt"}) {
-    Generator gen(0);
-    auto model = make_study_model(kind, longest, gen);
-    const std::string name = kind == "mamba" ? "Mamba" : "GPT";
-    std::vector<std::pair<double, double>> per_sequence;  // (L, seconds per sequence)
-    for (int64_t L : lengths) {
-      MG_CHECK(tokens % L == 0, "train-length: --tokens ", tokens, " is not a multiple of L = ", L);
-      const double step = train_step_seconds(*model, tokens / L, L, repeats);
-      per_sequence.emplace_back(static_cast<double>(L), step / static_cast<double>(tokens / L));
-      std::printf("train-length %s: L %5ld, batch %3ld: %.3f s per step, %.1fk tokens/s\n", name.c_str(),
-                  static_cast<long>(L), static_cast<long>(tokens / L), step, static_cast<double>(tokens) / step / 1000);
-      std::fflush(stdout);
-    }
-    // The exponent p of cost per sequence ~ L^p: over all lengths, the shortest three and the longest three.
-    auto slice = [&](size_t from, size_t to) {
-      return std::vector<std::pair<double, double>>(per_sequence.begin() + from, per_sequence.begin() + to);
-    };
-    const size_t n = per_sequence.size();
-    const double p_all = fit_power(per_sequence).second, p_short = fit_power(slice(0, std::min<size_t>(3, n))).second,
-                 p_long = fit_power(slice(n >= 3 ? n - 3 : 0, n)).second;
-    std::printf("train-length %s: cost per sequence ~ L^p with p = %.2f over all L, %.2f over the shortest three, "
-                "%.2f over the longest three\n", name.c_str(), p_all, p_short, p_long);
-    auto [c, p] = fit_power(per_sequence);
-    const char* color = kind == "mamba" ? kMambaColor : kGptColor;
-    apps::Series measured{name + " (p = " + str(std::round(p_long * 100) / 100) + " at long L)", color, per_sequence,
-                          false, true};
-    apps::Series fitted{name + " fit over all L: p = " + str(std::round(p_all * 100) / 100), color, {}, true, false};
-    for (auto [L, s] : per_sequence) fitted.points.emplace_back(L, c * std::pow(L, p));
-    series.push_back(measured);
-    series.push_back(fitted);
-    results[kind] = {{"parameters", model->num_parameters()}, {"seconds_per_sequence", per_sequence},
-                     {"exponent_all", p_all}, {"exponent_short", p_short}, {"exponent_long", p_long}};
-  }
-  fs::create_directories(out);
-  nn::write_file_atomically((out / "train_length.json").string(), results.dump(1));
-  write_svg(svg_dir / "mamba_vs_attention_train_length.svg",
-            apps::line_plot_svg(series, str("Training cost per sequence at ", tokens, " tokens per step (2 threads)"),
-                                {.x_label = "sequence length L", .y_label = "seconds per sequence (forward + backward + AdamW)",
-                                 .log_x = true, .log_y = true}));
+  out.write_svg(svg_name, apps::line_plot_svg(series, "Validation loss against wall time (2 cores, TinyShakespeare)",
+                                              {.x_label = "wall time (s)", .y_label = "validation loss"}));
 }
 
 }  // namespace mg::study
@@ -301,32 +137,62 @@ int main(int argc, char** argv) {
   qp->add_option("runs", runs, "LABEL=DIR of each run")->required();
   qp->add_option("--name", quality_svg, "File name of the plot in --svg-dir")->capture_default_str();
 
-  int64_t max_position = 8192, window = 128;
-  int repeats = 3;
+  // Parts 2 and 3 run on the CPU or a GPU, each with a pair of models of equal size (study.h).
+  std::string device_name = "cpu", models;
+  auto add_device_options = [&](CLI::App* part) {
+    part->add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
+    part->add_option("--models", models, "Model pair: standard (the CPU study's, ~475k parameters each) or a (config "
+                     "A's Mamba, 5.8M, and a GPT of its width); default: standard on the CPU, a on a GPU")
+        ->check(CLI::IsMember({"standard", "a"}));
+  };
+  study::GenerationOptions generation;
   CLI::App* g = app.add_subcommand("generation", "Batch-1 generation: time per token and state memory vs position");
-  g->add_option("--max-position", max_position, "Last position")->capture_default_str();
-  g->add_option("--window", window, "Positions averaged per point")->capture_default_str();
-  g->add_option("--repeats", repeats, "Runs (the median of each window is kept)")->capture_default_str();
+  g->add_option("--max-position", generation.max_position, "Last position")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  g->add_option("--window", generation.window, "Positions averaged per point")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  g->add_option("--repeats", generation.repeats, "Runs (the median of each window is kept)")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  add_device_options(g);
 
-  int64_t tokens = 8192;
-  std::vector<int64_t> lengths{256, 512, 1024, 2048, 4096, 8192};
-  int step_repeats = 3;
+  study::TrainLengthOptions train_length;
   CLI::App* t = app.add_subcommand("train-length", "One training step at each L with a fixed number of tokens");
-  t->add_option("--tokens", tokens, "Tokens per step")->capture_default_str();
-  t->add_option("--lengths", lengths, "Sequence lengths")->capture_default_str();
-  t->add_option("--repeats", step_repeats, "Timed steps per length (the median is kept)")->capture_default_str();
+  t->add_option("--tokens", train_length.tokens, "Tokens per step")->capture_default_str()->check(CLI::PositiveNumber);
+  t->add_option("--lengths", train_length.lengths, "Sequence lengths")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  t->add_option("--repeats", train_length.repeats, "Timed steps per length (the median is kept)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  t->add_option("--warmup", train_length.warmup, "Untimed steps before them at each length")->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  add_device_options(t);
+
+  std::vector<std::string> reported;
+  CLI::App* r = app.add_subcommand("report", "Fits, Markdown tables and plots of parts 2 and 3 from their JSON");
+  r->add_option("files", reported, "generation[_cuda].json and/or train_length[_cuda].json")->required()
+      ->check(CLI::ExistingFile);
 
   try {
     app.parse(argc, argv);
+    study::Output output{.dir = out, .svg_dir = svg_dir};
     if (q->parsed()) {
       train.gpt.n_positions = train.seq_len;
       study::quality(train, budget, label, out);
     } else if (qp->parsed()) {
-      study::quality_plot(runs, std::filesystem::path(svg_dir) / quality_svg);
-    } else if (g->parsed()) {
-      study::generation(max_position, window, repeats, out, svg_dir);
-    } else if (t->parsed()) {
-      study::train_length(tokens, lengths, step_repeats, out, svg_dir);
+      study::quality_plot(runs, output, quality_svg);
+    } else if (r->parsed()) {
+      for (const std::string& file : reported) {
+        std::ifstream in(file);
+        nlohmann::json results = nlohmann::json::parse(in, nullptr, false);
+        MG_CHECK(!results.is_discarded(), "report: ", file, " is not valid JSON");
+        study::report(results, output);
+      }
+    } else {
+      const Device device = study::parse_device(device_name);
+      output.gpu = device.is_cuda();
+      const study::ModelPair pair = study::ModelPair::named(models.empty() ? study::ModelPair::default_for(device)
+                                                                           : models);
+      if (g->parsed()) study::generation(pair, generation, device, output);
+      else study::train_length(pair, train_length, device, output);
     }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
