@@ -29,8 +29,8 @@ void add_train_command(CLI::App& app) {
                                            "(GPT-2 style, 477,792 parameters by default)")
       ->capture_default_str()->check(CLI::IsMember({"mamba", "gpt"}));
   cmd->add_option("--data", flags->data,
-                  "Training text (default: tinyshakespeare.txt from $MG_DATA_DIR, data/, ../shared/data/, "
-                  "else downloaded)");
+                  "Training text (default: tinyshakespeare.txt from $MG_DATA_DIR, else ./data/ or the checkout's "
+                  "data/, else downloaded and verified)");
   std::vector<CLI::Option*> shape;  // the flags that shape a new model (none applies to --init-from)
   shape.push_back(cmd->add_option("--config", flags->config, "Model config JSON (MambaConfig or GPTConfig fields, by --model; flags below override)")
       ->check(CLI::ExistingFile));

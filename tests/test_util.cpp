@@ -3,7 +3,13 @@
 #include <cmath>
 #include <iostream>
 
+#ifndef MG_SOURCE_DIR
+#error "tests need MG_SOURCE_DIR (set by add_project_test in cmake/MambagradHelpers.cmake)"
+#endif
+
 namespace mg::test {
+
+std::string source_path(const std::string& relative) { return std::string(MG_SOURCE_DIR) + "/" + relative; }
 
 Tensor random(const Shape& shape, uint64_t seed, DType dtype, bool requires_grad, double low, double high) {
   Generator gen(seed);

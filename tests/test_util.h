@@ -26,6 +26,11 @@ Tensor random(const Shape& shape, uint64_t seed, DType dtype = DType::Float64, b
 ::testing::AssertionResult throws_error(const std::function<void()>& fn, const std::string& expected,
                                         const std::string& also = "");
 
+// A file of the source checkout, e.g. source_path("tests/fixtures/safetensors/x.safetensors"):
+// the project root is compiled in (MG_SOURCE_DIR), so tests find their committed fixtures from
+// any working directory.
+std::string source_path(const std::string& relative);
+
 // The devices to run on: the CPU, and CUDA when a GPU is present.
 std::vector<Device> test_devices();
 

@@ -2,9 +2,8 @@
 // implementation of the semantics in ops/selective_scan.h (tests/fixtures/gen_selective_scan.py):
 // y, the last state and the gradients of every input, for fixed upstream gradients of both outputs.
 //
-// The fixtures are found in $MG_SELECTIVE_SCAN_FIXTURES if set, else in
-// tests/fixtures/selective_scan under the working directory (ctest runs from the project root),
-// else next to this source file. index.txt lists them; the format is described in the generator.
+// The fixtures are found in $MG_SELECTIVE_SCAN_FIXTURES if set, else in the checkout's
+// tests/fixtures/selective_scan. index.txt lists them; the format is described in the generator.
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -24,9 +23,7 @@ const char* const kInputs[] = {"u", "delta", "A", "Bm", "Cm", "D_skip", "z", "de
 
 fs::path fixture_dir() {
   if (const char* env = std::getenv("MG_SELECTIVE_SCAN_FIXTURES")) return env;
-  fs::path relative = "tests/fixtures/selective_scan";
-  if (fs::exists(relative / "index.txt")) return relative;
-  return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "selective_scan";
+  return test::source_path("tests/fixtures/selective_scan");
 }
 
 // The fixture files listed in index.txt ("<file> <description>" lines; # starts a comment).

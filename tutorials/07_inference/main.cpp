@@ -74,7 +74,7 @@ std::string memory_svg(const std::vector<std::pair<int64_t, double>>& mamba_kib,
 }
 }  // namespace
 
-int main() {
+int lesson() {
   set_num_threads(1);  // one token at a time is too little work to share between threads
   mamba::MambaConfig config;  // the defaults: d_model 128, n_layer 4, d_state 16, d_conv 4, vocab 65
   Generator gen(0);
@@ -168,3 +168,5 @@ int main() {
   std::printf(g_failed ? "some checks FAILED\n" : "all checks passed\n");
   return g_failed ? 1 : 0;
 }
+
+int main() { return mg::run_main(lesson); }  // an escaped error: one "error:" line, exit 1
