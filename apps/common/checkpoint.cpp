@@ -38,6 +38,7 @@ void save_checkpoint(const std::string& path, const LanguageModel& model, const 
                                    {"train_options", info.train_options}};
   if (info.model_rng_state) metadata["model_rng_state"] = state_json(*info.model_rng_state);
   if (!info.tokenizer_json.empty()) metadata["tokenizer"] = info.tokenizer_json;
+  if (!info.run_state.empty()) metadata["run_state"] = info.run_state;
   nn::save_safetensors(path, tensors, metadata);
 }
 
@@ -72,6 +73,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
   }
   if (auto it = metadata.find("train_options"); it != metadata.end()) out.info.train_options = it->second;
   if (auto it = metadata.find("tokenizer"); it != metadata.end()) out.info.tokenizer_json = it->second;
+  if (auto it = metadata.find("run_state"); it != metadata.end()) out.info.run_state = it->second;
   for (const auto& [name, t] : contents.tensors) {
     if (name.rfind(kOptimizerPrefix, 0) == 0) out.optimizer.set(name.substr(std::string(kOptimizerPrefix).size()), t);
     else out.model.set(name, t);

@@ -141,6 +141,32 @@ void expect_resume_repeats_unbroken_run(const TrainOptions& options, const std::
 
 TEST(Trainer, ResumeContinuesBitIdentically) { expect_resume_repeats_unbroken_run(tiny_options(""), "resume"); }
 
+// On resume the run's own options come back (here steps 6); one given again (steps) wins, and the
+// text must be the one trained on.
+TEST(Trainer, ResumeRestoresTheRunUnlessAnOptionIsGivenAgain) {
+  fs::path dir = fresh_dir("given");
+  TrainOptions o = tiny_options(dir.string());
+  o.steps = 6;
+  train(o, tiny_text());
+  TrainOptions again = tiny_options(dir.string());  // steps 12 here, but not "given": the checkpoint's 6 wins
+  again.resume = (dir / "checkpoint.safetensors").string();
+  EXPECT_TRUE(test::throws_error([&] { train(again, tiny_text()); }, "already at step 6 of 6", "--steps"));
+  again.steps = 9;
+  again.given = {"steps"};
+  TrainResult extended = train(again, tiny_text());
+  EXPECT_EQ(extended.first_step, 6);
+  EXPECT_EQ(extended.last_step, 9);
+  again.steps = 8;  // fewer than the 9 now done
+  EXPECT_TRUE(test::throws_error([&] { train(again, tiny_text()); }, "already at step 9"));
+  again.steps = 12;
+  std::string other = tiny_text();
+  other[10] = 'h';  // a character of the vocabulary, so only the checksum tells
+  EXPECT_TRUE(test::throws_error([&] { train(again, other); }, "not the one the checkpoint was trained on"));
+  again.given.insert("data");  // given on purpose: the run goes on with the new text
+  EXPECT_EQ(train(again, other).last_step, 12);
+  fs::remove_all(dir);
+}
+
 TEST(Trainer, DivergenceStopsNamingTheStepAndKeepsTheCheckpoint) {
   fs::path dir = fresh_dir("nan");
   TrainOptions o = tiny_options(dir.string());
