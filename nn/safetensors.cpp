@@ -1,7 +1,8 @@
 // safetensors files: the layout is in safetensors.h, the header's checks in safetensors_header.cpp.
 // Saving goes through AtomicFile (nn/atomic_file.h): a temporary file beside the target, renamed
 // over it only after every byte is on disk, so a crash or a full disk never destroys the last
-// good checkpoint.
+// good checkpoint. Each tensor's SHA-256 goes into the metadata and is checked on every load
+// (nn/safetensors_checksums.h), so bit rot in the data is an error, not silently wrong weights.
 #include "nn/safetensors.h"
 
 #include <bit>
@@ -11,6 +12,7 @@
 #include <filesystem>
 
 #include "nn/atomic_file.h"
+#include "nn/safetensors_checksums.h"
 #include "nn/safetensors_header.h"
 #include "ops/view.h"
 #include "tensor/factory.h"
@@ -76,8 +78,11 @@ void decode_elements(Tensor& t, const char* bytes, const SafetensorsEntry& e) {
 
 void save_safetensors(const std::string& path, const StateDict& tensors, const SafetensorsMetadata& metadata) {
   // Everything that can be checked is checked before the temporary file exists.
+  MG_CHECK(!metadata.contains(kTensorChecksumsKey), "safetensors: ", path, ": the metadata key '", kTensorChecksumsKey,
+           "' is reserved for the tensors' checksums");
   std::vector<SafetensorsEntry> entries;
   std::vector<Tensor> data;
+  StateDict contiguous_tensors;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     MG_CHECK(name != "__metadata__", "safetensors: ", path, ": '__metadata__' is reserved and cannot name a tensor");
@@ -86,9 +91,12 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const S
     const uint64_t nbytes = static_cast<uint64_t>(cpu.nbytes());
     entries.push_back({name, cpu.dtype(), cpu.shape(), offset, offset + nbytes});
     data.push_back(cpu);
+    contiguous_tensors.set(name, cpu);
     offset += nbytes;
   }
-  const std::string header = make_safetensors_header(entries, metadata);
+  SafetensorsMetadata with_checksums = metadata;
+  with_checksums[kTensorChecksumsKey] = tensor_checksums_json(contiguous_tensors);
+  const std::string header = make_safetensors_header(entries, with_checksums);
 
   AtomicFile file(path);
   unsigned char length[8];
@@ -113,6 +121,7 @@ SafetensorsContents parse_safetensors(std::string_view bytes, const std::string&
     decode_elements(t, buffer + e.begin, e);
     out.tensors.set(e.name, t);
   }
+  verify_tensor_checksums(out.tensors, out.metadata, source);
   return out;
 }
 
@@ -155,6 +164,7 @@ SafetensorsContents load_safetensors(const std::string& path) {
     }
     out.tensors.set(e.name, t);
   }
+  verify_tensor_checksums(out.tensors, out.metadata, path);
   return out;
 }
 

@@ -273,6 +273,7 @@ TrainResult run_training(RunStart& run, const std::string& text) {
     window_loss = state.value("loss_window_sum", 0.0);
     window_steps = state.value("loss_window_steps", int64_t{0});
   }
+  const bool tty = ::isatty(STDERR_FILENO);
   auto save = [&](int64_t step) {
     CheckpointInfo info;  // the model's kind and config are taken from the model
     info.vocabulary = vocabulary, info.tokenizer_json = tokenizer_json;
@@ -280,9 +281,13 @@ TrainResult run_training(RunStart& run, const std::string& text) {
     if (Generator* g = model->training_generator()) info.model_rng_state = g->state();
     // The metrics window in progress: a resumed run's next metrics line averages the same steps.
     info.run_state = json{{"loss_window_sum", window_loss}, {"loss_window_steps", window_steps}}.dump();
-    save_checkpoint(result.checkpoint_path, *model, &optimizer, info);
+    try {
+      save_checkpoint(result.checkpoint_path, *model, &optimizer, info);
+    } catch (const Error& e) {
+      if (options.progress && tty) std::fprintf(stderr, "\n");
+      throw Error(str("train: the checkpoint of step ", step, " was not saved: ", e.what()));
+    }
   };
-  const bool tty = ::isatty(STDERR_FILENO);
   const auto start = Clock::now();
   int64_t step = result.first_step;
   if (options.progress)
