@@ -100,7 +100,7 @@ void check_fixture(const Fixture& f, DType dtype, double atol, double rtol) {
 TEST_P(SelectiveScanFixture, ValuesAndGradientsMatchPyTorchFloat64) {
   fs::path path = fixture_dir() / GetParam();
   ASSERT_TRUE(fs::exists(path)) << "fixture not found: " << fs::absolute(path);
-  check_fixture(load_fixture(path), DType::Float64, 1e-12, 1e-5);
+  check_fixture(load_fixture(path), DType::Float64, 1e-12, 1e-10);  // float64: only the order of sums differs
 }
 
 // The float32 kernels against the same float64 truth, with float32 tolerances.
@@ -124,8 +124,8 @@ TEST_P(SelectiveScanFixture, ReferenceAndParallelForwardsMatch) {
   args.exact_zoh_b = f.flags.at("exact_zoh_b");
   for (auto scan : {selective_scan_reference, selective_scan_parallel}) {
     SelectiveScanResult out = scan(f.at("u"), f.at("delta"), f.at("A"), f.at("Bm"), f.at("Cm"), args);
-    EXPECT_TRUE(test::all_close(out.y, f.at("y"), 1e-12, 1e-5)) << "y";
-    EXPECT_TRUE(test::all_close(out.last_state, f.at("last_state"), 1e-12, 1e-5)) << "last_state";
+    EXPECT_TRUE(test::all_close(out.y, f.at("y"), 1e-12, 1e-10)) << "y";
+    EXPECT_TRUE(test::all_close(out.last_state, f.at("last_state"), 1e-12, 1e-10)) << "last_state";
   }
 }
 

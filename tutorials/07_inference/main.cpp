@@ -154,11 +154,8 @@ int lesson() {
                 kv_cache_bytes(config, lengths[i]) / 1024.0, recompute * 1e3);
   }
   check(mamba_kib.front() == mamba_kib.back() && state_bytes(running) == expected, "the state does not grow");
-#if defined(__SANITIZE_ADDRESS__)
-  std::printf("  (tokens/s not checked: a sanitizer build's timings say nothing about the code)\n");
-#else
-  check(speeds.back() > 0.4 * speeds.front(), "tokens/s at 4096 within 2.5x of tokens/s at 256 (flat, up to noise)");
-#endif
+  // (The timings are printed, not checked: a test must not fail because the machine is busy. The
+  // flat time per token is measured by benchmarks/models/mamba_step_bench.cpp, BM_step_after.)
   std::printf("  the state equals the KV cache of %.0f tokens\n", expected / (kv_cache_bytes(config, 1) * 1.0));
 
   std::vector<double> kv_curve;
