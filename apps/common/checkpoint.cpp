@@ -82,6 +82,19 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
 }
 
 std::shared_ptr<LanguageModel> model_from_checkpoint(const LoadedCheckpoint& checkpoint) {
+  // The config decides what gets allocated: a damaged one must not ask for gigabytes that the file
+  // does not hold (found with tests/fuzz/fuzz_checkpoint's target). The file's values bound it.
+  int64_t in_file = 0;
+  for (const auto& [name, t] : checkpoint.model) in_file += t.numel();
+  int64_t expected = 0;
+  try {
+    expected = model_num_parameters(checkpoint.info.model_kind, checkpoint.info.config);
+  } catch (const Error& e) {
+    throw Error(str("checkpoint ", checkpoint.path, ": ", e.what()));
+  }
+  MG_CHECK(expected <= in_file, "checkpoint ", checkpoint.path, ": its config describes a model of ",
+           expected == INT64_MAX ? std::string("more than 2^63") : std::to_string(expected),
+           " parameters, but the file holds ", in_file, " model values (a damaged file, or not this model's)");
   Generator unused(0);  // the initial values are overwritten by the checkpoint's
   std::shared_ptr<LanguageModel> model;
   try {

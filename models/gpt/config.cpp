@@ -1,6 +1,7 @@
 #include "models/gpt/config.h"
 
 #include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "tensor/error.h"
@@ -23,6 +24,10 @@ void for_each_field(GPTConfig& c, Fn&& fn) {
 }  // namespace
 
 int64_t GPTConfig::num_parameters() const {
+  // A config read from a file may describe more than int64 counts: say so instead of overflowing.
+  const double c = static_cast<double>(n_embd), estimate = static_cast<double>(vocab_size) * c +
+                   static_cast<double>(n_positions) * c + static_cast<double>(n_layer) * (12 * c * c + 13 * c) + 2 * c;
+  if (!(std::abs(estimate) < 4e18)) return INT64_MAX;
   const int64_t C = n_embd;
   return vocab_size * C + n_positions * C + n_layer * (12 * C * C + 13 * C) + 2 * C;
 }

@@ -2,7 +2,9 @@
 // child of the SIGKILL test (tests/apps/checkpoint_crash_test.cpp). It continues from the step of
 // the checkpoint already at PATH, and fills every tensor (the model's and the optimizer's moments)
 // with the step number before each save, so a checkpoint that mixed two saves, or went back,
-// would show.
+// would show. After each completed save it writes one byte to stdout (the test counts them).
+#include <unistd.h>
+
 #include <string>
 
 #include "apps/common/checkpoint.h"
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
           copy_inplace(target, full(t.shape(), static_cast<double>(step), {.dtype = t.dtype()}));
         }
       apps::save_checkpoint(path, model, &optimizer, {config, vocabulary, step, gen.state(), "{}"});
+      if (::write(STDOUT_FILENO, ".", 1) != 1) return 1;  // the test has gone
     }
     return 0;
   });

@@ -246,6 +246,13 @@ TEST(Checkpoint, RoundTripAndBadFiles) {
 
   nn::save_safetensors((dir / "plain.safetensors").string(), {});
   EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "plain.safetensors").string()); }, "not a mambagrad checkpoint"));
+  // A damaged config must not make the loader allocate what the file does not hold (a config of
+  // d_model 40000 asked for 25 GB; tests/fuzz/fuzz_checkpoint's target).
+  LoadedCheckpoint damaged = c;
+  damaged.info.config.d_model = 40000;
+  EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(damaged); }, "describes a model of", "the file holds"));
+  damaged.info.config.d_model = int64_t{1} << 40;
+  EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(damaged); }, "more than 2^63"));
   std::ofstream((dir / "garbage.safetensors").string()) << "not a checkpoint at all";
   EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "garbage.safetensors").string()); }, "garbage.safetensors"));
   // A kind this build does not know, and a config its kind rejects, name the file.
