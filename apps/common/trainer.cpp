@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <unistd.h>
@@ -51,6 +52,14 @@ void TrainOptions::validate() const {
 
 namespace {
 
+// True if the JSON value is an integer that T holds exactly (a double, or one out of range, is not).
+template <class T>
+bool json_integer_fits(const json& v) {
+  if (!v.is_number_integer()) return false;
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  return std::is_signed_v<T> || v.get<int64_t>() >= 0;
+}
+
 // Every option that shapes a run, by its JSON name, once: read or written by `fn(name, value)`.
 template <class Options, class Fn>
 void for_each_run_option(Options& o, Fn&& fn) {
@@ -88,9 +97,16 @@ std::vector<std::string> TrainOptions::restore_from_json(const std::string& text
   // A checkpoint written before an option was recorded lacks it: that option keeps its value here.
   for_each_run_option(*this, [&](const char* name, auto& value) {
     if (!j.contains(name)) return;
-    std::decay_t<decltype(value)> stored{};
+    using Option = std::decay_t<decltype(value)>;
+    Option stored{};
+    const json& v = j.at(name);
+    // Integer options take JSON integers of their type's range only (nlohmann would cast 1e300
+    // to int64 as C++ does, which is undefined behaviour).
+    if constexpr (std::is_integral_v<Option>)
+      MG_CHECK(!v.is_number() || json_integer_fits<Option>(v), "train: the checkpoint's train_options.", name,
+               " must be an integer in range, got ", v.dump());
     try {
-      j.at(name).get_to(stored);
+      v.get_to(stored);
     } catch (const json::exception&) {
       throw Error(str("train: the checkpoint's train_options.", name, " has the wrong type (", j.at(name).dump(), ")"));
     }

@@ -167,6 +167,20 @@ TEST(Trainer, ResumeRestoresTheRunUnlessAnOptionIsGivenAgain) {
   fs::remove_all(dir);
 }
 
+// A checkpoint's options with numbers its integers cannot hold are errors, not casts (1e300 to
+// int64 is undefined behaviour; the same class of input fuzz_mamba_config found in the config).
+TEST(TrainOptions, RestoredIntegersMustFit) {
+  for (const char* bad : {"{\"steps\": 1e300}", "{\"batch\": 2.5}", "{\"seed\": -1}",
+                          "{\"eval_every\": 18446744073709551615}"}) {
+    TrainOptions o;
+    EXPECT_TRUE(test::throws_error([&] { o.restore_from_json(bad); }, "must be an integer in range")) << bad;
+  }
+  TrainOptions o;
+  o.restore_from_json("{\"steps\": 7, \"seed\": 18446744073709551615}");
+  EXPECT_EQ(o.steps, 7);
+  EXPECT_EQ(o.seed, ~uint64_t{0});
+}
+
 TEST(Trainer, DivergenceStopsNamingTheStepAndKeepsTheCheckpoint) {
   fs::path dir = fresh_dir("nan");
   TrainOptions o = tiny_options(dir.string());
