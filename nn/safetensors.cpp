@@ -115,13 +115,15 @@ SafetensorsContents parse_safetensors(std::string_view bytes, const std::string&
   SafetensorsHeader header = parse_safetensors_header(bytes.substr(8, n), bytes.size() - 8 - n, source);
   SafetensorsContents out;
   out.metadata = std::move(header.metadata);
+  TensorChecksums checksums(out.metadata, source);
   const char* buffer = bytes.data() + 8 + n;
   for (const SafetensorsEntry& e : header.entries) {
+    checksums.verify(e.name, buffer + e.begin, e.end - e.begin);
     Tensor t = empty(e.shape, {.dtype = e.dtype});
     decode_elements(t, buffer + e.begin, e);
     out.tensors.set(e.name, t);
   }
-  verify_tensor_checksums(out.tensors, out.metadata, source);
+  checksums.verify_none_missing();
   return out;
 }
 
@@ -152,19 +154,22 @@ SafetensorsContents load_safetensors(const std::string& path) {
   // The entries tile the buffer in order, so reading them one after another reads it all.
   SafetensorsContents out;
   out.metadata = std::move(header.metadata);
+  TensorChecksums checksums(out.metadata, path);
   std::vector<char> stored;  // F16/BF16 bytes on their way to float32
   for (const SafetensorsEntry& e : header.entries) {
     Tensor t = empty(e.shape, {.dtype = e.dtype});
     if (e.stored == StoredDType::F16 || e.stored == StoredDType::BF16) {
       stored.resize(e.end - e.begin);
       read(stored.data(), e.end - e.begin);
+      checksums.verify(e.name, stored.data(), stored.size());
       decode_elements(t, stored.data(), e);
     } else {
       read(t.raw_data(), e.end - e.begin);
+      checksums.verify(e.name, t.raw_data(), e.end - e.begin);
     }
     out.tensors.set(e.name, t);
   }
-  verify_tensor_checksums(out.tensors, out.metadata, path);
+  checksums.verify_none_missing();
   return out;
 }
 

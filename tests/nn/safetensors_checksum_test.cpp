@@ -6,6 +6,7 @@
 
 #include "nn/safetensors.h"
 #include "nn/safetensors_checksums.h"
+#include "nn/sha256.h"
 #include "test_util.h"
 
 namespace mg::nn {
@@ -74,17 +75,47 @@ TEST(SafetensorsChecksums, EveryFlippedBitNamesItsTensor) {
 TEST(SafetensorsChecksums, AChangedChecksumListIsAnError) {
   StateDict tensors = three_tensors();
   SafetensorsMetadata metadata{{"tensor_sha256", "not json"}};
-  EXPECT_TRUE(test::throws_error([&] { verify_tensor_checksums(tensors, metadata, "f"); }, "not a JSON object"));
-  metadata = {{"tensor_sha256", tensor_checksums_json(tensors)}};
+  EXPECT_TRUE(test::throws_error([&] { TensorChecksums(metadata, "f"); }, "not a JSON object"));
+  const std::string listed = tensor_checksums_json(tensors);
+  auto check = [&](const StateDict& held) {  // as a load runs it
+    SafetensorsMetadata m{{"tensor_sha256", listed}, {"other", "kept"}};
+    TensorChecksums checksums(m, "f");
+    EXPECT_EQ(m.size(), 1u);  // the key is taken out, the rest stays
+    for (const auto& [name, t] : held) checksums.verify(name, t.raw_data(), static_cast<size_t>(t.nbytes()));
+    checksums.verify_none_missing();
+  };
   StateDict fewer;
   fewer.set("norm.weight", tensors.at("norm.weight"));
-  EXPECT_TRUE(test::throws_error([&] { verify_tensor_checksums(fewer, metadata, "f"); },
-                                 "lists tensor 'embedding.weight', which the file does not hold"));
+  EXPECT_TRUE(test::throws_error([&] { check(fewer); }, "lists tensor 'embedding.weight', which the file does not hold"));
   StateDict more = tensors;
   more.set("extra", ones({1}));
-  EXPECT_TRUE(test::throws_error([&] { verify_tensor_checksums(more, metadata, "f"); }, "tensor 'extra' has no checksum"));
-  verify_tensor_checksums(tensors, metadata, "f");  // the right list passes and is removed
-  EXPECT_TRUE(metadata.empty());
+  EXPECT_TRUE(test::throws_error([&] { check(more); }, "tensor 'extra' has no checksum"));
+  check(tensors);  // the right list passes
+}
+
+// The digest covers the bytes as the file stores them: an F16 or BF16 tensor (which loads widened
+// to float32) with a checksum loads, and a flipped bit in it is named, from disk and from memory.
+TEST(SafetensorsChecksums, HalfPrecisionTensorsAreCheckedAsStored) {
+  for (const char* dtype : {"F16", "BF16"}) {
+    const std::string data("\x00\x3c\x00\xc0\x55\x35", 6);  // F16: 1, -2, 0.333; BF16: tiny values, fine too
+    const std::string digests = str(R"({\"h\":\")", sha256_hex(data.data(), data.size()), R"(\"})");
+    std::string header = str(R"({"h":{"dtype":")", dtype, R"(","shape":[3],"data_offsets":[0,6]},)",
+                             R"("__metadata__":{"tensor_sha256":")", digests, R"("}})");
+    std::string file(8, '\0');
+    const uint64_t n = header.size();
+    std::memcpy(file.data(), &n, 8);
+    file += header + data;
+    const std::string path = (fs::path(::testing::TempDir()) / "half_checksummed.safetensors").string();
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << file;
+    SafetensorsContents loaded = load_safetensors(path);
+    EXPECT_EQ(loaded.tensors.at("h").dtype(), DType::Float32) << dtype;
+    EXPECT_TRUE(loaded.metadata.empty()) << dtype;
+    EXPECT_EQ(parse_safetensors(file, "memory").tensors.at("h").numel(), 3) << dtype;
+    file[file.size() - 3] ^= 0x04;
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << file;
+    EXPECT_TRUE(test::throws_error([&] { load_safetensors(path); }, "tensor 'h' does not match")) << dtype;
+    EXPECT_TRUE(test::throws_error([&] { parse_safetensors(file, "memory"); }, "tensor 'h' does not match")) << dtype;
+  }
 }
 
 }  // namespace
