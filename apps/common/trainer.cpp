@@ -19,6 +19,7 @@
 #include "autograd/grad_mode.h"
 #include "nn/atomic_file.h"
 #include "nn/clip_grad.h"
+#include "nn/json_integer.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim/adamw.h"
 #include "nn/optim/param_groups.h"
@@ -51,14 +52,6 @@ void TrainOptions::validate() const {
 }
 
 namespace {
-
-// True if the JSON value is an integer that T holds exactly (a double, or one out of range, is not).
-template <class T>
-bool json_integer_fits(const json& v) {
-  if (!v.is_number_integer()) return false;
-  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
-  return std::is_signed_v<T> || v.get<int64_t>() >= 0;
-}
 
 // Every option that shapes a run, by its JSON name, once: read or written by `fn(name, value)`.
 template <class Options, class Fn>

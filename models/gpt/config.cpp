@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
+#include "nn/json_integer.h"
 #include "tensor/error.h"
 
 namespace mg::gpt {
@@ -53,11 +54,19 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
   MG_CHECK(!j.is_discarded(), "GPTConfig: invalid JSON");
   MG_CHECK(j.is_object(), "GPTConfig: expected a JSON object, got ", j.type_name());
   GPTConfig c;
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // (named, not a structured binding: the lambda captures them, which clang 14 cannot)
+    const std::string key = item.key();
+    const json& value = item.value();
     bool found = false;
     for_each_field(c, [&](const char* name, auto& field) {
       if (key != name) return;
       found = true;
+      // Integer fields take JSON integers within their range only (nn/json_integer.h).
+      using Field = std::decay_t<decltype(field)>;
+      if constexpr (std::is_integral_v<Field>)
+        MG_CHECK(!value.is_number() || json_integer_fits<Field>(value), "GPTConfig: field \"", name,
+                 "\" must be an integer within int64, got ", value.dump());
       try {
         value.get_to(field);
       } catch (const json::exception&) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "nn/json_integer.h"
 #include "tensor/error.h"
 
 namespace mg::mamba {
@@ -111,8 +112,7 @@ MambaConfig MambaConfig::from_json(const std::string& text) {
     using Field = std::decay_t<decltype(value)>;
     bool fits = true;
     if constexpr (std::is_integral_v<Field> && !std::is_same_v<Field, bool>)
-      fits = !v.is_number() ||
-             (v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}));
+      fits = !v.is_number() || json_integer_fits<Field>(v);
     if (!fits) throw Error(str("MambaConfig: field \"", name, "\" must be an integer within int64, got ", v.dump()));
     try {
       v.get_to(value);

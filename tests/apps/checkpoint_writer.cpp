@@ -8,6 +8,7 @@
 #include <string>
 
 #include "apps/common/checkpoint.h"
+#include "models/mamba/model.h"
 #include "nn/optim/adamw.h"
 #include "ops/binary.h"
 #include "tensor/factory.h"
@@ -41,7 +42,9 @@ int main(int argc, char** argv) {
           Tensor target = t.detach();
           copy_inplace(target, full(t.shape(), static_cast<double>(step), {.dtype = t.dtype()}));
         }
-      apps::save_checkpoint(path, model, &optimizer, {config, vocabulary, step, gen.state(), "{}"});
+      apps::CheckpointInfo info;  // the model's kind and config are taken from the model
+      info.vocabulary = vocabulary, info.step = step, info.rng_state = gen.state(), info.train_options = "{}";
+      apps::save_checkpoint(path, model, &optimizer, info);
       if (::write(STDOUT_FILENO, ".", 1) != 1) return 1;  // the test has gone
     }
     return 0;

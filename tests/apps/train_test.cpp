@@ -263,10 +263,17 @@ TEST(Checkpoint, RoundTripAndBadFiles) {
   // A damaged config must not make the loader allocate what the file does not hold (a config of
   // d_model 40000 asked for 25 GB; tests/fuzz/fuzz_checkpoint's target).
   LoadedCheckpoint damaged = c;
-  damaged.info.config.d_model = 40000;
+  mamba::MambaConfig config = mamba::MambaConfig::from_json(c.info.config);
+  config.d_model = 40000;
+  damaged.info.config = config.to_json();
   EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(damaged); }, "describes a model of", "the file holds"));
-  damaged.info.config.d_model = int64_t{1} << 40;
+  config.d_model = int64_t{1} << 40;
+  damaged.info.config = config.to_json();
   EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(damaged); }, "more than 2^63"));
+  gpt::GPTConfig gpt_config;  // the same for the other kind
+  gpt_config.vocab_size = 65, gpt_config.n_embd = 4096, gpt_config.n_head = 4;
+  damaged.info.model_kind = "gpt", damaged.info.config = gpt_config.to_json();
+  EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(damaged); }, "describes a model of", "the file holds"));
   std::ofstream((dir / "garbage.safetensors").string()) << "not a checkpoint at all";
   EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "garbage.safetensors").string()); }, "garbage.safetensors"));
   // A kind this build does not know, and a config its kind rejects, name the file.
