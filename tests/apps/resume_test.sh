@@ -2,7 +2,8 @@
 # resume_test.sh MAMBAGRAD DIR: a run interrupted three times (by --time-budget, at steps 1, 2 and
 # 3: on and off the metrics cadence) and continued each time with `train --resume` and no other
 # flags equals the unbroken run: the same metrics.jsonl line for line (timings aside) and the same
-# final checkpoint, byte for byte. Every command must exit 0.
+# final checkpoint, byte for byte. Then an explicit new --steps extends the schedule, and the
+# progress output says so. Every command must exit 0.
 set -uo pipefail
 bin=$1 dir=$2
 rm -rf "$dir" && mkdir -p "$dir" || exit 1
@@ -21,4 +22,8 @@ timeless() { sed -E 's/"(elapsed_s|tokens_per_second)":[-+0-9.eE]+,?//g' "$1"; }
 [[ $(wc -l < "$dir/unbroken/metrics.jsonl") -eq 9 ]] || fail "the unbroken run wrote $(wc -l < "$dir/unbroken/metrics.jsonl") metrics lines, expected 9 (6 train, 3 val)"
 diff <(timeless "$dir/unbroken/metrics.jsonl") <(timeless "$dir/broken/metrics.jsonl") || fail "the metrics differ"
 cmp "$dir/unbroken/checkpoint.safetensors" "$dir/broken/checkpoint.safetensors" || fail "the final checkpoints differ"
+out=$("$bin" train --resume --steps 14 --out "$dir/broken" 2>&1) || fail "train --resume --steps 14 exited with $?"
+grep -q "resuming .* at step 12 of 14 (given again: steps 12 -> 14: the learning-rate schedule now ends at step 14)" <<<"$out" ||
+  fail "the progress output does not say that --steps changed the schedule: $out"
+grep -q "done at step 14" <<<"$out" || fail "the extended run did not reach step 14: $out"
 echo "the resumed run equals the unbroken one: $(wc -l < "$dir/broken/metrics.jsonl") metrics lines, the same checkpoint"
