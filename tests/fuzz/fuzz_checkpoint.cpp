@@ -1,8 +1,8 @@
 // libFuzzer harness: a whole training checkpoint through the loader the CLI uses (`generate
 // --checkpoint`, `train --resume`): the safetensors file from disk, its metadata (format, config,
-// vocabulary, step, sampler state, training options and run state), the model built from the
-// config with its weights loaded strictly, the tokenizer, and the optimizer state loaded into an
-// AdamW for that model. Bad input must end in mg::Error.
+// tokenizer, step, sampler states, training options and run state), the model of its kind built
+// from the config with its weights loaded strictly, the tokenizer (characters or BPE), and the
+// optimizer state loaded into an AdamW for that model. Bad input must end in mg::Error.
 #include <unistd.h>
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <string>
 
 #include "apps/common/checkpoint.h"
+#include "apps/common/model_loading.h"
 #include "apps/common/trainer.h"
 #include "nn/optim/adamw.h"
 #include "nn/optim/param_groups.h"
@@ -35,10 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::fclose(f);
   try {
     mg::apps::LoadedCheckpoint checkpoint = mg::apps::load_checkpoint(path);
-    auto model = mg::apps::model_from_checkpoint(checkpoint);
-    auto tokenizer = mg::apps::CharTokenizer::from_vocabulary(checkpoint.info.vocabulary);
-    tokenizer.decode(tokenizer.encode(checkpoint.info.vocabulary));
-    mg::optim::AdamW optimizer(mg::optim::weight_decay_groups(model->named_parameters(), 1e-3, 0.1));
+    mg::apps::LoadedModel loaded = mg::apps::load_model(checkpoint);  // the model and its tokenizer
+    loaded.tokenizer->decode(loaded.tokenizer->encode(checkpoint.info.vocabulary));
+    mg::optim::AdamW optimizer(mg::optim::weight_decay_groups(loaded.model->named_parameters(), 1e-3, 0.1));
     optimizer.load_state_dict(checkpoint.optimizer);
     mg::apps::TrainOptions options;
     options.restore_from_json(checkpoint.info.train_options);

@@ -120,6 +120,29 @@ def tokenizer_seeds():
     write("fuzz_char_tokenizer", "outside", "abc" + "abz")
 
 
+def bpe_seeds():
+    """Small tokenizer.json files cut from the BPE fixture (its first 300 tokens and the merges among
+    them), with and without added tokens, and a minimal one."""
+    with open(os.path.join(HERE, "..", "fixtures", "bpe", "tokenizer.json"), encoding="utf-8") as f:
+        full = json.load(f)
+    small = dict(full)
+    vocab = dict(list(full["model"]["vocab"].items())[:300])
+    merges = [m for m in full["model"]["merges"] if m[0] + m[1] in vocab and m[0] in vocab and m[1] in vocab]
+    small["model"] = dict(full["model"], vocab=vocab, merges=merges)
+    write("fuzz_bpe_tokenizer", "fixture_300", json.dumps(small, ensure_ascii=False))
+    write("fuzz_bpe_tokenizer", "no_added_tokens", json.dumps(dict(small, added_tokens=[]), ensure_ascii=False))
+    write("fuzz_bpe_tokenizer", "merges_as_strings",
+          json.dumps(dict(small, model=dict(small["model"], merges=[" ".join(m) for m in merges])), ensure_ascii=False))
+    write("fuzz_bpe_tokenizer", "minimal", json.dumps({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2},
+                                                                  "merges": [["a", "b"]]}}))
+
+
+def hf_config_seeds():
+    for name in ("tiny", "tiny_original_keys", "tiny_options"):
+        with open(os.path.join(HERE, "..", "fixtures", "hf_mamba", name, "config.json"), "rb") as f:
+            write("fuzz_hf_config", name, f.read())
+
+
 def cli_seeds():
     runs = {
         "train_defaults": ["train"],
@@ -133,6 +156,10 @@ def cli_seeds():
         "generate_bad_top_p": ["generate", "--top-p", "0"],
         "demo": ["demo", "--steps", "300", "--lr", "0.01", "--optimizer", "sgd", "--hidden", "4", "--points", "10"],
         "help": ["--help"],
+        "tokenize": ["tokenize", "--checkpoint", "c.safetensors", "--ids"],
+        "export": ["export", "--checkpoint", "c.safetensors", "--hf", "/tmp/out"],
+        "generate_model": ["generate", "--model", "/tmp/m", "--prompt", "Hi", "--max-new-tokens", "3"],
+        "train_init_from": ["train", "--init-from", "/tmp/m", "--steps", "3", "--model", "gpt", "--n-head", "2"],
         "unknown": ["frobnicate", "--x"],
     }
     for name, args in runs.items():
@@ -148,6 +175,8 @@ def main():
     safetensors_seeds()
     config_seeds()
     tokenizer_seeds()
+    bpe_seeds()
+    hf_config_seeds()
     cli_seeds()
     for harness in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, harness))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh BUILD_DIR SECONDS [HARNESS...]: runs each libFuzzer harness (default: all five) for
+# run.sh BUILD_DIR SECONDS [HARNESS...]: runs each libFuzzer harness (default: all of them) for
 # SECONDS under ASan + UBSan, two at a time, starting from a scratch copy of its committed seeds
 # (tests/fuzz/corpus/<harness>/; what it discovers is not committed), with the dictionary for its
 # format. Prints one line per harness: seconds, executions, coverage (edges), features and corpus
@@ -10,7 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$1 seconds=$2
 shift 2
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(fuzz_safetensors fuzz_mamba_config fuzz_char_tokenizer fuzz_checkpoint fuzz_cli)
+((${#harnesses[@]})) || harnesses=(fuzz_safetensors fuzz_mamba_config fuzz_char_tokenizer fuzz_checkpoint fuzz_cli fuzz_bpe_tokenizer
+                                  fuzz_hf_config)
 export OMP_NUM_THREADS=1  # the harnesses run one input at a time; a thread pool only adds noise
 
 dictionary() {
