@@ -6,7 +6,7 @@
 //
 // busy_processes:2 runs the same step while two other processes keep the cores busy (plain spin
 // loops, started after the warm-up and killed at the end): a laptop or a shared server. The
-// target for a 2-core machine: loaded >= 40% of idle tokens/s (ops/cpu/parallel.h says how).
+// target for a 2-core machine: loaded >= 40% of idle tokens/s (not met yet: benchmarks/RESULTS.md).
 //   OMP_NUM_THREADS=2 ./mamba_train_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include "models/mamba/model.h"
 #include "train_step.h"
