@@ -19,7 +19,7 @@
 #include "autograd/grad_mode.h"
 #include "nn/atomic_file.h"
 #include "nn/clip_grad.h"
-#include "nn/json_integer.h"
+#include "tensor/json_integer.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim/adamw.h"
 #include "nn/optim/param_groups.h"

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
-#include "nn/json_integer.h"
+#include "tensor/json_integer.h"
 #include "tensor/error.h"
 
 namespace mg::gpt {
@@ -62,7 +62,7 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
     for_each_field(c, [&](const char* name, auto& field) {
       if (key != name) return;
       found = true;
-      // Integer fields take JSON integers within their range only (nn/json_integer.h).
+      // Integer fields take JSON integers within their range only (tensor/json_integer.h).
       using Field = std::decay_t<decltype(field)>;
       if constexpr (std::is_integral_v<Field>)
         MG_CHECK(!value.is_number() || json_integer_fits<Field>(value), "GPTConfig: field \"", name,

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "nn/json_integer.h"
+#include "tensor/json_integer.h"
 #include "tensor/error.h"
 
 namespace mg::mamba {
