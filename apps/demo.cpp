@@ -129,7 +129,8 @@ double max_fit_error(const Mlp& model, int64_t points) {
 
 void run_demo(const DemoOptions& options) {
   Generator gen(options.seed);
-  auto [x, y] = sine_data(options.points);  // x, y: (N, 1)
+  const auto data = sine_data(options.points);
+  const Tensor &x = data.first, &y = data.second;  // x, y: (N, 1) (not a structured binding: a lambda captures them)
   Mlp model(options.hidden, gen);
   Optimizer optimizer(model.parameters(), options.optimizer == "adam", options.lr);
   std::printf("demo: fitting sin(x) on [-pi, pi] with an MLP 1 -> %lld -> %lld -> 1 (tanh), %s, lr %g, %lld steps\n",

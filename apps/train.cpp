@@ -3,19 +3,21 @@
 
 #include "apps/cli_checks.h"
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
 #include "apps/common/text_dataset.h"
 #include "apps/common/trainer.h"
 #include "ops/cpu/parallel.h"
+#include "tensor/error.h"
 
 namespace mg::apps {
 
 void add_train_command(CLI::App& app) {
   struct Flags {
     TrainOptions options;
-    std::string data, config;
+    std::string config;
     int64_t d_model = 0, n_layer = 0;  // 0: the kind's default
     int threads = 0;
     bool resume = false;
@@ -28,9 +30,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--model", o.model_kind, "Model kind: mamba (the standard 474,880-parameter config) or gpt "
                                            "(GPT-2 style, 477,792 parameters by default)")
       ->capture_default_str()->check(CLI::IsMember({"mamba", "gpt"}));
-  cmd->add_option("--data", flags->data,
-                  "Training text (default: tinyshakespeare.txt from $MG_DATA_DIR, data/, ../shared/data/, "
-                  "else downloaded)");
+  cmd->add_option("--data", o.data,
+                  "Training text (default: tinyshakespeare.txt from $MG_DATA_DIR, else ./data/ or the checkout's "
+                  "data/, else downloaded and verified)");
   std::vector<CLI::Option*> shape;  // the flags that shape a new model (none applies to --init-from)
   shape.push_back(cmd->add_option("--config", flags->config, "Model config JSON (MambaConfig or GPTConfig fields, by --model; flags below override)")
       ->check(CLI::ExistingFile));
@@ -66,16 +68,27 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--log-every", o.log_every, "Steps between progress lines")->capture_default_str()->check(kPositive);
   cmd->add_option("--threads", flags->threads, "CPU threads (default: OMP_NUM_THREADS or all cores)")
       ->check(kPositive);
-  cmd->add_flag("--resume", flags->resume, "Continue from <out>/checkpoint.safetensors");
-  cmd->add_option("--resume-from", flags->resume_from, "Continue from this checkpoint")->check(CLI::ExistingFile);
+  cmd->add_flag("--resume", flags->resume,
+                "Continue from <out>/checkpoint.safetensors: the same run (its model, steps, schedule, batches, seed, "
+                "data); flags given again override those");
+  cmd->add_option("--resume-from", flags->resume_from, "Continue from this checkpoint, as --resume")
+      ->check(CLI::ExistingFile);
   CLI::Option* init_from = cmd->add_option("--init-from", o.init_from,
                                            "Fine-tune a pretrained Hugging Face Mamba directory (its config, weights "
                                            "and tokenizer.json; the model-shape flags do not apply)")
                                ->check(CLI::ExistingDirectory);
-  for (CLI::Option* option : shape) init_from->excludes(option);
-  cmd->callback([flags, cmd] {
+  shape.push_back(init_from);
+  for (CLI::Option* option : shape)
+    if (option != init_from) init_from->excludes(option);
+  cmd->callback([flags, cmd, shape] {
     TrainOptions options = flags->options;
     if (flags->threads > 0) set_num_threads(flags->threads);
+    if (flags->resume) options.resume = options.out_dir + "/checkpoint.safetensors";
+    if (!flags->resume_from.empty()) options.resume = flags->resume_from;
+    // A resumed run's model is the checkpoint's, so the flags that shape a model cannot be given.
+    for (const CLI::Option* option : shape)
+      MG_CHECK(options.resume.empty() || option->count() == 0, "train: ", option->get_name(),
+               " cannot be given with --resume: the model is the checkpoint's");
     if (!flags->config.empty()) {
       // Flags given explicitly on the command line win over the file.
       if (options.model_kind == "gpt") {
@@ -86,21 +99,25 @@ void add_train_command(CLI::App& app) {
         if (cmd->count("--dropout") == 0) options.gpt.dropout = from_file.dropout;
         options.gpt.n_embd = from_file.n_embd, options.gpt.n_layer = from_file.n_layer;
         options.gpt.layer_norm_epsilon = from_file.layer_norm_epsilon;
-      } else if (options.model.d_model == mamba::MambaConfig{}.d_model) {
+      } else {
         options.model = mamba::MambaConfig::load(flags->config);
+        if (cmd->count("--d-state")) options.model.d_state = flags->options.model.d_state;
       }
     }
     if (flags->d_model > 0) options.model.d_model = options.gpt.n_embd = flags->d_model;
     if (flags->n_layer > 0) options.model.n_layer = options.gpt.n_layer = flags->n_layer;
     if (cmd->count("--n-positions") == 0 && flags->config.empty()) options.gpt.n_positions = options.seq_len;
-    if (flags->resume) options.resume = options.out_dir + "/checkpoint.safetensors";
-    if (!flags->resume_from.empty()) options.resume = flags->resume_from;
+    // The flags on the command line ("--seq-len" -> "seq_len"): on resume, these override the
+    // checkpoint's options; the others are restored from it.
+    for (const CLI::Option* option : cmd->get_options()) {
+      if (option->count() == 0 || option->get_lnames().empty()) continue;
+      std::string name = option->get_lnames().front();
+      std::replace(name.begin(), name.end(), '-', '_');
+      options.given.insert(name);
+    }
     options.validate();  // bad flags fail before the data is looked for
     if (options.model_kind == "gpt" && options.resume.empty()) options.gpt.validate();
-    std::string path = find_tinyshakespeare(flags->data);
-    std::string text = read_text_file(path);
-    std::fprintf(stderr, "train: data %s (%zu bytes)\n", path.c_str(), text.size());
-    train(options, text);
+    train(options);
   });
 }
 

@@ -1,7 +1,8 @@
 // safetensors files: the layout is in safetensors.h, the header's checks in safetensors_header.cpp.
 // Saving goes through AtomicFile (nn/atomic_file.h): a temporary file beside the target, renamed
 // over it only after every byte is on disk, so a crash or a full disk never destroys the last
-// good checkpoint.
+// good checkpoint. Each tensor's SHA-256 goes into the metadata and is checked on every load
+// (nn/safetensors_checksums.h), so bit rot in the data is an error, not silently wrong weights.
 #include "nn/safetensors.h"
 
 #include <bit>
@@ -11,6 +12,7 @@
 #include <filesystem>
 
 #include "nn/atomic_file.h"
+#include "nn/safetensors_checksums.h"
 #include "nn/safetensors_header.h"
 #include "ops/view.h"
 #include "tensor/factory.h"
@@ -76,8 +78,11 @@ void decode_elements(Tensor& t, const char* bytes, const SafetensorsEntry& e) {
 
 void save_safetensors(const std::string& path, const StateDict& tensors, const SafetensorsMetadata& metadata) {
   // Everything that can be checked is checked before the temporary file exists.
+  MG_CHECK(!metadata.contains(kTensorChecksumsKey), "safetensors: ", path, ": the metadata key '", kTensorChecksumsKey,
+           "' is reserved for the tensors' checksums");
   std::vector<SafetensorsEntry> entries;
   std::vector<Tensor> data;
+  StateDict contiguous_tensors;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     MG_CHECK(name != "__metadata__", "safetensors: ", path, ": '__metadata__' is reserved and cannot name a tensor");
@@ -86,9 +91,12 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const S
     const uint64_t nbytes = static_cast<uint64_t>(cpu.nbytes());
     entries.push_back({name, cpu.dtype(), cpu.shape(), offset, offset + nbytes});
     data.push_back(cpu);
+    contiguous_tensors.set(name, cpu);
     offset += nbytes;
   }
-  const std::string header = make_safetensors_header(entries, metadata);
+  SafetensorsMetadata with_checksums = metadata;
+  with_checksums[kTensorChecksumsKey] = tensor_checksums_json(contiguous_tensors);
+  const std::string header = make_safetensors_header(entries, with_checksums);
 
   AtomicFile file(path);
   unsigned char length[8];
@@ -107,12 +115,15 @@ SafetensorsContents parse_safetensors(std::string_view bytes, const std::string&
   SafetensorsHeader header = parse_safetensors_header(bytes.substr(8, n), bytes.size() - 8 - n, source);
   SafetensorsContents out;
   out.metadata = std::move(header.metadata);
+  TensorChecksums checksums(out.metadata, source);
   const char* buffer = bytes.data() + 8 + n;
   for (const SafetensorsEntry& e : header.entries) {
+    checksums.verify(e.name, buffer + e.begin, e.end - e.begin);
     Tensor t = empty(e.shape, {.dtype = e.dtype});
     decode_elements(t, buffer + e.begin, e);
     out.tensors.set(e.name, t);
   }
+  checksums.verify_none_missing();
   return out;
 }
 
@@ -143,18 +154,22 @@ SafetensorsContents load_safetensors(const std::string& path) {
   // The entries tile the buffer in order, so reading them one after another reads it all.
   SafetensorsContents out;
   out.metadata = std::move(header.metadata);
+  TensorChecksums checksums(out.metadata, path);
   std::vector<char> stored;  // F16/BF16 bytes on their way to float32
   for (const SafetensorsEntry& e : header.entries) {
     Tensor t = empty(e.shape, {.dtype = e.dtype});
     if (e.stored == StoredDType::F16 || e.stored == StoredDType::BF16) {
       stored.resize(e.end - e.begin);
       read(stored.data(), e.end - e.begin);
+      checksums.verify(e.name, stored.data(), stored.size());
       decode_elements(t, stored.data(), e);
     } else {
       read(t.raw_data(), e.end - e.begin);
+      checksums.verify(e.name, t.raw_data(), e.end - e.begin);
     }
     out.tensors.set(e.name, t);
   }
+  checksums.verify_none_missing();
   return out;
 }
 

@@ -25,15 +25,16 @@ struct SafetensorsContents {
   SafetensorsMetadata metadata;
 };
 
-// Writes `tensors` (any device, any strides; float32, float64 or int64) and `metadata` to `path`
-// atomically: the bytes go to "<path>.tmp.<pid>" in the same directory, are flushed and fsync'ed,
+// Writes `tensors` (any device, any strides; float32, float64 or int64) and `metadata` to `path`,
+// with each tensor's SHA-256 in the metadata ("tensor_sha256", a reserved key), atomically: the bytes go to "<path>.tmp.<pid>" in the same directory, are flushed and fsync'ed,
 // and only then renamed over `path`. On any failure the temporary file is removed, `path` is left
 // as it was, and mg::Error says what went wrong.
 void save_safetensors(const std::string& path, const StateDict& tensors, const SafetensorsMetadata& metadata = {});
 
 // Reads and validates a whole file. Every malformed input (truncated, header length too large,
 // bad JSON, unknown dtype, offsets outside the buffer or overlapping or leaving gaps, sizes that
-// do not match the shape) throws mg::Error naming the file and the problem.
+// do not match the shape, a tensor whose bytes do not match its stored checksum) throws mg::Error
+// naming the file and the problem. The returned metadata leaves out the checksums.
 SafetensorsContents load_safetensors(const std::string& path);
 
 // The same from bytes in memory; `source` names them in error messages.

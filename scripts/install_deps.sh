@@ -13,6 +13,8 @@ packages=(
   libcli11-dev        # the mambagrad program's flags
   nlohmann-json3-dev  # safetensors headers, configs
   libfmt-dev
+  curl                # downloads the corpus where the checkout's copy is missing (and its tests)
+  clang libclang-rt-dev libomp-dev  # the fuzz preset: libFuzzer harnesses (tests/fuzz/)
 )
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -2,6 +2,8 @@
 // Errors. User mistakes (bad shapes, dtypes, devices) throw mg::Error with a message that names
 // the op and the shapes; broken internal invariants throw mg::InternalError with file and line.
 // Nothing in the library aborts on user input.
+#include <cstdio>
+#include <exception>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -30,6 +32,27 @@ std::string str(const Args&... args) {
   std::ostringstream out;
   (out << ... << args);
   return out.str();
+}
+
+// A program's main in one line, `int main() { return mg::run_main(lesson); }`: runs body() and
+// returns its exit code; an exception that escapes it (mg::Error for a user mistake, or any
+// other) ends the program with one line "error: <what>" on stderr and exit code 1, never with
+// std::terminate's abort. What the program printed so far is flushed first.
+template <class Body>
+int run_main(Body&& body) noexcept {
+  std::string what;
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an unknown exception";
+  }
+  for (char& c : what)
+    if (c == '\n') c = ' ';  // one line, whatever the message holds
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: %s\n", what.c_str());
+  return 1;
 }
 
 }  // namespace mg

@@ -3,7 +3,13 @@
 #include <cmath>
 #include <iostream>
 
+#ifndef MG_SOURCE_DIR
+#error "tests need MG_SOURCE_DIR (set by add_project_test in cmake/MambagradHelpers.cmake)"
+#endif
+
 namespace mg::test {
+
+std::string source_path(const std::string& relative) { return std::string(MG_SOURCE_DIR) + "/" + relative; }
 
 Tensor random(const Shape& shape, uint64_t seed, DType dtype, bool requires_grad, double low, double high) {
   Generator gen(seed);
@@ -13,6 +19,9 @@ Tensor random(const Shape& shape, uint64_t seed, DType dtype, bool requires_grad
 }
 
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double atol, double rtol) {
+  const bool f64 = actual.dtype() == DType::Float64 && expected.dtype() == DType::Float64;
+  if (atol == kDtypeTolerance) atol = f64 ? 1e-12 : 1e-6;
+  if (rtol == kDtypeTolerance) rtol = f64 ? 1e-10 : 1e-5;
   if (actual.shape() != expected.shape())
     return ::testing::AssertionFailure() << "shapes differ: " << actual.shape() << " vs " << expected.shape();
   std::vector<double> a = actual.to_vector<double>(), e = expected.to_vector<double>();

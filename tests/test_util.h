@@ -14,9 +14,12 @@ namespace mg::test {
 Tensor random(const Shape& shape, uint64_t seed, DType dtype = DType::Float64, bool requires_grad = false,
               double low = -1.0, double high = 1.0);
 
-// |actual - expected| <= atol + rtol * |expected| everywhere (shapes must match).
-::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double atol = 1e-6,
-                                     double rtol = 1e-5);
+// |actual - expected| <= atol + rtol * |expected| everywhere (shapes must match). Left out, the
+// tolerances follow the less precise dtype of the two: for float64 atol 1e-12 and rtol 1e-10
+// (room for a different summation order, not for a float32 step), otherwise atol 1e-6 and rtol 1e-5.
+inline constexpr double kDtypeTolerance = -1;
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double atol = kDtypeTolerance,
+                                     double rtol = kDtypeTolerance);
 
 // gradcheck with the project's float64 tolerances; on failure prints the first mismatch.
 ::testing::AssertionResult passes_gradcheck(const GradcheckFn& fn, const TensorList& inputs,
@@ -25,6 +28,11 @@ Tensor random(const Shape& shape, uint64_t seed, DType dtype = DType::Float64, b
 // fn throws mg::Error whose message contains `expected` (and, if given, `also`).
 ::testing::AssertionResult throws_error(const std::function<void()>& fn, const std::string& expected,
                                         const std::string& also = "");
+
+// A file of the source checkout, e.g. source_path("tests/fixtures/safetensors/x.safetensors"):
+// the project root is compiled in (MG_SOURCE_DIR), so tests find their committed fixtures from
+// any working directory.
+std::string source_path(const std::string& relative);
 
 // The devices to run on: the CPU, and CUDA when a GPU is present.
 std::vector<Device> test_devices();

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "tensor/error.h"
+#include "tensor/json_integer.h"
 #include "text/byte_level.h"
 #include "text/pre_tokenizer.h"
 #include "text/unicode.h"
@@ -76,7 +77,8 @@ BpeModel parse_model(const json& model, const std::string& source) {
   std::vector<std::pair<std::string, int64_t>> vocab;
   vocab.reserve(model["vocab"].size());
   for (const auto& [token, id] : model["vocab"].items()) {
-    if (!id.is_number_integer()) fail(source, str("vocabulary entry \"", token, "\" has a non-integer id ", id.dump()));
+    if (!json_integer_fits<int64_t>(id))  // (a double or a number beyond int64 would be cast: tensor/json_integer.h)
+      fail(source, str("vocabulary entry \"", token, "\" has an id that is not an integer within int64: ", id.dump()));
     vocab.emplace_back(token, id.get<int64_t>());
   }
   BpeModel::Options options;
@@ -128,6 +130,8 @@ BpeTokenizer BpeTokenizer::from_json(std::string_view text, const std::string& s
     if (!added.is_array()) fail(source, "added_tokens must be a list");
     for (const json& a : added) {
       AddedToken token;
+      if (!a.is_object() || !a.contains("id") || !json_integer_fits<int64_t>(a["id"]))  // found by fuzz_bpe_tokenizer
+        fail(source, str("an added token's id must be an integer within int64: ", a.dump()));
       token.id = a.at("id").get<int64_t>();
       token.content = a.at("content").get<std::string>();
       token.special = get_or<bool>(a, "special", false);

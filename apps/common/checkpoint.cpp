@@ -38,6 +38,7 @@ void save_checkpoint(const std::string& path, const LanguageModel& model, const 
                                    {"train_options", info.train_options}};
   if (info.model_rng_state) metadata["model_rng_state"] = state_json(*info.model_rng_state);
   if (!info.tokenizer_json.empty()) metadata["tokenizer"] = info.tokenizer_json;
+  if (!info.run_state.empty()) metadata["run_state"] = info.run_state;
   nn::save_safetensors(path, tensors, metadata);
 }
 
@@ -72,6 +73,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
   }
   if (auto it = metadata.find("train_options"); it != metadata.end()) out.info.train_options = it->second;
   if (auto it = metadata.find("tokenizer"); it != metadata.end()) out.info.tokenizer_json = it->second;
+  if (auto it = metadata.find("run_state"); it != metadata.end()) out.info.run_state = it->second;
   for (const auto& [name, t] : contents.tensors) {
     if (name.rfind(kOptimizerPrefix, 0) == 0) out.optimizer.set(name.substr(std::string(kOptimizerPrefix).size()), t);
     else out.model.set(name, t);
@@ -80,6 +82,19 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
 }
 
 std::shared_ptr<LanguageModel> model_from_checkpoint(const LoadedCheckpoint& checkpoint) {
+  // The config decides what gets allocated: a damaged one must not ask for gigabytes that the file
+  // does not hold (found with tests/fuzz/fuzz_checkpoint's target). The file's values bound it.
+  int64_t in_file = 0;
+  for (const auto& [name, t] : checkpoint.model) in_file += t.numel();
+  int64_t expected = 0;
+  try {
+    expected = model_num_parameters(checkpoint.info.model_kind, checkpoint.info.config);
+  } catch (const Error& e) {
+    throw Error(str("checkpoint ", checkpoint.path, ": ", e.what()));
+  }
+  MG_CHECK(expected <= in_file, "checkpoint ", checkpoint.path, ": its config describes a model of ",
+           expected == INT64_MAX ? std::string("more than 2^63") : std::to_string(expected),
+           " parameters, but the file holds ", in_file, " model values (a damaged file, or not this model's)");
   Generator unused(0);  // the initial values are overwritten by the checkpoint's
   std::shared_ptr<LanguageModel> model;
   try {

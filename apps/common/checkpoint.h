@@ -28,6 +28,7 @@ struct CheckpointInfo {
   // LanguageModel::training_generator()'s state (dropout), for models that have one.
   std::optional<Generator::State> model_rng_state;
   std::string train_options;    // JSON, for the record (and to resume with the same options)
+  std::string run_state;        // JSON: what else resuming needs to repeat the run (the trainer's)
 };
 
 // The kind and config are taken from `model` (info's are ignored).

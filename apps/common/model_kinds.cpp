@@ -16,4 +16,10 @@ std::shared_ptr<LanguageModel> make_model(const std::string& kind, const std::st
   throw Error(str("unknown model kind \"", kind, "\" (known: mamba, gpt)"));
 }
 
+int64_t model_num_parameters(const std::string& kind, const std::string& config_json) {
+  if (kind == "mamba") return mamba::MambaConfig::from_json(config_json).num_parameters();
+  if (kind == "gpt") return gpt::GPTConfig::from_json(config_json).num_parameters();
+  throw Error(str("unknown model kind \"", kind, "\" (known: mamba, gpt)"));
+}
+
 }  // namespace mg::apps

@@ -17,4 +17,8 @@ const std::vector<std::string>& model_kinds();  // {"mamba", "gpt"}
 // initialised from `gen`. Throws mg::Error naming the kind when it is unknown or the config invalid.
 std::shared_ptr<LanguageModel> make_model(const std::string& kind, const std::string& config_json, Generator& gen);
 
+// The parameter count such a model would have, without building it (INT64_MAX when it overflows):
+// a loader compares it with the values a file holds before allocating anything.
+int64_t model_num_parameters(const std::string& kind, const std::string& config_json);
+
 }  // namespace mg::apps

@@ -1,10 +1,18 @@
 #include "apps/common/text_dataset.h"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "nn/atomic_file.h"
+#include "nn/sha256.h"
 #include "tensor/factory.h"
 
 #ifndef MG_SOURCE_DIR
@@ -18,20 +26,48 @@ namespace fs = std::filesystem;
 namespace {
 constexpr const char* kFileName = "tinyshakespeare.txt";
 constexpr const char* kUrl = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt";
+// The known file (the copy committed in data/ has the same bytes): a download must match both.
+constexpr uint64_t kBytes = 1115394;
+constexpr const char* kSha256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed";
 
-bool download(const std::string& url, const fs::path& target) {
+// Runs a program found on PATH with these arguments (no shell, so no quoting), its stderr
+// silenced; true if it ran and exited with status 0.
+bool run_quietly(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int spawned = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) return false;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Downloads `url` (curl, else wget) to "<target>.partial", checks its size and SHA-256, and only
+// then renames it to `target`. Throws mg::Error saying what went wrong; leaves no partial file.
+void download_verified(const std::string& url, const fs::path& target) {
   fs::create_directories(target.parent_path());
   fs::path partial = target;
   partial += ".partial";
-  std::string quoted = "'" + partial.string() + "'";
-  std::string command = "curl -fsSL --max-time 120 -o " + quoted + " '" + url + "' 2>/dev/null || wget -q -T 120 -O " +
-                        quoted + " '" + url + "' 2>/dev/null";
-  if (std::system(command.c_str()) != 0 || !fs::exists(partial) || fs::file_size(partial) == 0) {
-    fs::remove(partial);
-    return false;
-  }
-  fs::rename(partial, target);  // only a complete download gets the real name
-  return true;
+  std::error_code ec;
+  const bool fetched = (run_quietly({"curl", "-fsSL", "--max-time", "120", "-o", partial.string(), url}) ||
+                        run_quietly({"wget", "-q", "-T", "120", "-O", partial.string(), url})) &&
+                       fs::is_regular_file(partial, ec);
+  std::string text = fetched ? read_text_file(partial.string()) : std::string();
+  fs::remove(partial, ec);
+  MG_CHECK(fetched, "data: could not download ", url, " (no network, or neither curl nor wget is installed)");
+  MG_CHECK(text.size() == kBytes, "data: the download from ", url, " has ", text.size(), " bytes, expected ", kBytes,
+           text.size() < kBytes ? " (truncated)" : "", "; not using it");
+  const std::string digest = nn::sha256_hex(text);
+  MG_CHECK(digest == kSha256, "data: the download from ", url, " has SHA-256 ", digest, ", expected ", kSha256,
+           " (a different or corrupted file); not using it");
+  nn::write_file_atomically(target.string(), text);  // only a verified file gets the real name
 }
 }  // namespace
 
@@ -40,22 +76,31 @@ std::string find_tinyshakespeare(const std::string& explicit_path) {
     MG_CHECK(fs::is_regular_file(explicit_path), "data: file not found: ", explicit_path);
     return explicit_path;
   }
+  // $MG_DATA_DIR, when set, is where the data lives: look nowhere else, and download there.
+  const char* data_dir = std::getenv("MG_DATA_DIR");
   std::vector<fs::path> candidates;
-  if (const char* dir = std::getenv("MG_DATA_DIR")) candidates.push_back(fs::path(dir) / kFileName);
-  candidates.push_back(fs::path("data") / kFileName);
-  candidates.push_back(fs::path(MG_SOURCE_DIR) / "data" / kFileName);
-  candidates.push_back(fs::path(MG_SOURCE_DIR) / ".." / "shared" / "data" / kFileName);
-  candidates.push_back(fs::path("..") / "shared" / "data" / kFileName);
+  if (data_dir && *data_dir) {
+    candidates.push_back(fs::path(data_dir) / kFileName);
+  } else {
+    candidates.push_back(fs::path("data") / kFileName);
+    candidates.push_back(fs::path(MG_SOURCE_DIR) / "data" / kFileName);  // the copy committed in the checkout
+  }
   std::string looked;
   for (const fs::path& p : candidates) {
     if (fs::is_regular_file(p)) return p.lexically_normal().string();
     looked += (looked.empty() ? "" : ", ") + p.lexically_normal().string();
   }
-  fs::path target = fs::path("data") / kFileName;
+  const fs::path target = candidates.front();
+  const char* url_override = std::getenv("MG_DATA_URL");  // a mirror (or, in tests, a file:// URL)
+  const std::string url = url_override && *url_override ? url_override : kUrl;
   std::fprintf(stderr, "data: %s not found (looked in %s); downloading it to %s\n", kFileName, looked.c_str(),
                target.c_str());
-  MG_CHECK(download(kUrl, target), "data: could not find ", kFileName, " (looked in ", looked,
-           ") nor download it from ", kUrl, "; pass --data PATH or set MG_DATA_DIR");
+  try {
+    download_verified(url, target);
+  } catch (const Error& e) {
+    throw Error(str(e.what(), ". Put ", kFileName, " into data/ or into the directory $MG_DATA_DIR names",
+                    " (or give `mambagrad train --data PATH`)"));
+  }
   return target.string();
 }
 

@@ -9,10 +9,12 @@
 
 namespace mg::apps {
 
-// Finds tinyshakespeare.txt: `explicit_path` if given (it must exist), else $MG_DATA_DIR/,
-// data/ (under the working directory), ../shared/data/ beside the source checkout and beside
-// the working directory. If none exists, downloads it into data/ from its well-known public
-// address (needs curl or wget). Throws mg::Error saying where it looked.
+// Finds tinyshakespeare.txt: `explicit_path` if given (it must exist); else $MG_DATA_DIR/ when
+// that is set (and only there); else data/ under the working directory, then the copy committed
+// in the source checkout's data/. If none exists, downloads it (curl or wget) from its well-known
+// public address, or from $MG_DATA_URL, into $MG_DATA_DIR or data/, and keeps it only if its size
+// and SHA-256 are those of the known file. Throws mg::Error saying where it looked and why the
+// download failed.
 std::string find_tinyshakespeare(const std::string& explicit_path);
 std::string read_text_file(const std::string& path);  // throws naming the file
 

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <unistd.h>
 
 #include "apps/common/checkpoint.h"
@@ -17,9 +19,11 @@
 #include "autograd/grad_mode.h"
 #include "nn/atomic_file.h"
 #include "nn/clip_grad.h"
+#include "tensor/json_integer.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim/adamw.h"
 #include "nn/optim/param_groups.h"
+#include "nn/sha256.h"
 
 namespace mg::apps {
 
@@ -47,23 +51,63 @@ void TrainOptions::validate() const {
            " exceeds the GPT's context window n_positions = ", gpt.n_positions, " (--n-positions)");
 }
 
-std::string TrainOptions::to_json() const {
-  return json{{"steps", steps}, {"batch", batch}, {"seq_len", seq_len}, {"lr", lr}, {"min_lr", min_lr},
-              {"warmup", warmup}, {"weight_decay", weight_decay}, {"beta1", beta1}, {"beta2", beta2},
-              {"clip", clip}, {"seed", seed}}
-      .dump();
+namespace {
+
+// Every option that shapes a run, by its JSON name, once: read or written by `fn(name, value)`.
+template <class Options, class Fn>
+void for_each_run_option(Options& o, Fn&& fn) {
+  fn("steps", o.steps);
+  fn("batch", o.batch);
+  fn("seq_len", o.seq_len);
+  fn("lr", o.lr);
+  fn("min_lr", o.min_lr);
+  fn("warmup", o.warmup);
+  fn("weight_decay", o.weight_decay);
+  fn("beta1", o.beta1);
+  fn("beta2", o.beta2);
+  fn("clip", o.clip);
+  fn("seed", o.seed);
+  fn("eval_every", o.eval_every);
+  fn("eval_batches", o.eval_batches);
+  fn("save_every", o.save_every);
+  fn("log_every", o.log_every);
+  fn("data", o.data);
 }
 
-void TrainOptions::restore_from_json(const std::string& text) {
+}  // namespace
+
+std::string TrainOptions::to_json() const {
+  json j = json::object();
+  for_each_run_option(*this, [&](const char* name, const auto& value) { j[name] = value; });
+  j["data_sha256"] = data_sha256;
+  return j.dump();
+}
+
+std::vector<std::string> TrainOptions::restore_from_json(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   MG_CHECK(j.is_object(), "train: the checkpoint's train_options are not a JSON object");
-  try {
-    batch = j.at("batch"), seq_len = j.at("seq_len"), lr = j.at("lr"), min_lr = j.at("min_lr");
-    warmup = j.at("warmup"), weight_decay = j.at("weight_decay"), beta1 = j.at("beta1"), beta2 = j.at("beta2");
-    clip = j.at("clip"), seed = j.at("seed");
-  } catch (const json::exception& e) {
-    throw Error(str("train: the checkpoint's train_options are incomplete: ", e.what()));
-  }
+  std::vector<std::string> changed;
+  // A checkpoint written before an option was recorded lacks it: that option keeps its value here.
+  for_each_run_option(*this, [&](const char* name, auto& value) {
+    if (!j.contains(name)) return;
+    using Option = std::decay_t<decltype(value)>;
+    Option stored{};
+    const json& v = j.at(name);
+    // Integer options take JSON integers of their type's range only (nlohmann would cast 1e300
+    // to int64 as C++ does, which is undefined behaviour).
+    if constexpr (std::is_integral_v<Option>)
+      MG_CHECK(!v.is_number() || json_integer_fits<Option>(v), "train: the checkpoint's train_options.", name,
+               " must be an integer in range, got ", v.dump());
+    try {
+      v.get_to(stored);
+    } catch (const json::exception&) {
+      throw Error(str("train: the checkpoint's train_options.", name, " has the wrong type (", j.at(name).dump(), ")"));
+    }
+    if (!given.contains(name)) value = stored;
+    else if (value != stored) changed.push_back(str(name, " ", json(stored).dump(), " -> ", json(value).dump()));
+  });
+  data_sha256 = j.value("data_sha256", std::string());
+  return changed;
 }
 
 namespace {
@@ -89,14 +133,19 @@ double evaluate(LanguageModel& model, const std::vector<int64_t>& ids, const Tra
   return total / static_cast<double>(o.eval_batches);
 }
 
-// Keeps the metrics lines of steps <= `step` (a resumed run rewrites what came after).
-void truncate_metrics(const fs::path& path, int64_t step) {
+// Keeps the metrics lines a resumed run does not rewrite: those before the checkpoint's `step`,
+// and those at it that the run writes on its cadence anyway; an interrupted run's last lines (off
+// the cadence, at its stop) and anything after the checkpoint go.
+void truncate_metrics(const fs::path& path, int64_t step, const TrainOptions& o) {
   std::ifstream in(path);
   if (!in) return;
   std::string kept, line;
   while (std::getline(in, line)) {
     auto j = json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("step", int64_t{0}) <= step) kept += line + "\n";
+    if (j.is_discarded()) continue;
+    const int64_t s = j.value("step", int64_t{0});
+    const bool on_cadence = j.contains("val_loss") ? s % o.eval_every == 0 : s % o.log_every == 0;
+    if (s < step || (s == step && on_cadence)) kept += line + "\n";
   }
   nn::write_file_atomically(path.string(), kept);
 }
@@ -117,18 +166,58 @@ void write_loss_plot(const fs::path& metrics, const fs::path& svg, const std::st
 
 }  // namespace
 
-TrainResult train(const TrainOptions& requested, const std::string& text) {
+namespace {
+
+// A run about to start: its options (on resume: the checkpoint's, with the given ones on top) and
+// the checkpoint it continues.
+struct RunStart {
+  TrainOptions options;
+  std::optional<LoadedCheckpoint> resumed;
+};
+
+RunStart prepare_run(const TrainOptions& requested) {
   requested.validate();
-  // A resumed run continues the same optimization: its shaping options come from the checkpoint.
-  LoadedCheckpoint resumed;
-  TrainOptions options = requested;
-  if (!requested.resume.empty()) {
-    resumed = load_checkpoint(requested.resume);
-    options.restore_from_json(resumed.info.train_options);
-    options.model_kind = resumed.info.model_kind;  // the checkpoint's model, whatever --model says
-    if (options.model_kind == "gpt") options.gpt = gpt::GPTConfig::from_json(resumed.info.config);
-    options.validate();
+  RunStart run{requested, std::nullopt};
+  if (requested.resume.empty()) return run;
+  run.resumed = load_checkpoint(requested.resume);
+  TrainOptions& o = run.options;
+  std::vector<std::string> changed = o.restore_from_json(run.resumed->info.train_options);
+  o.model_kind = run.resumed->info.model_kind;  // the checkpoint's model, whatever --model says
+  if (o.model_kind == "gpt") o.gpt = gpt::GPTConfig::from_json(run.resumed->info.config);
+  o.validate();
+  const int64_t done = run.resumed->info.step;
+  MG_CHECK(o.steps > done, "train: the checkpoint ", requested.resume, " is already at step ", done, " of ", o.steps,
+           "; give --steps N with N > ", done, " to train on");
+  if (o.progress) {
+    std::string note;
+    for (const std::string& c : changed) {
+      note += (note.empty() ? " (given again: " : ", ") + c;
+      if (c.rfind("steps ", 0) == 0) note += str(": the learning-rate schedule now ends at step ", o.steps);
+    }
+    if (!note.empty()) note += ")";
+    std::fprintf(stderr, "train: resuming %s at step %ld of %ld%s\n", requested.resume.c_str(), static_cast<long>(done),
+                 static_cast<long>(o.steps), note.c_str());
   }
+  return run;
+}
+
+// The text a run trains on must be the one its checkpoint was trained on, unless the user gave
+// --data again on purpose.
+void check_same_text(const RunStart& run, const std::string& text_sha256) {
+  const TrainOptions& o = run.options;
+  if (!run.resumed || o.data_sha256.empty() || o.data_sha256 == text_sha256) return;
+  MG_CHECK(o.given.contains("data"), "train: the training text", o.data.empty() ? "" : " " + o.data,
+           " is not the one the checkpoint was trained on (its SHA-256 differs); give --data with the original text, "
+           "or give --data explicitly to continue on a new one");
+  if (o.progress) std::fprintf(stderr, "train: note: %s is not the text trained on so far\n", o.data.c_str());
+}
+
+TrainResult run_training(RunStart& run, const std::string& text) {
+  const std::string text_sha256 = nn::sha256_hex(text);
+  check_same_text(run, text_sha256);
+  TrainOptions& options = run.options;
+  options.data_sha256 = text_sha256;
+  LoadedCheckpoint resumed = run.resumed ? std::move(*run.resumed) : LoadedCheckpoint{};
   fs::create_directories(options.out_dir);
   const fs::path out(options.out_dir);
   TrainResult result;
@@ -175,7 +264,7 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   optim::AdamW optimizer(optim::weight_decay_groups(model->named_parameters(), options.lr, options.weight_decay), adam);
   if (!options.resume.empty()) {
     optimizer.load_state_dict(resumed.optimizer);
-    truncate_metrics(out / "metrics.jsonl", result.first_step);
+    truncate_metrics(out / "metrics.jsonl", result.first_step, options);
   } else {
     std::remove((out / "metrics.jsonl").c_str());
   }
@@ -184,17 +273,32 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   TensorList params = model->parameters();
   std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
 
+  double window_loss = 0;  // the training losses since the last metrics line
+  int64_t window_steps = 0;
+  if (!resumed.info.run_state.empty()) {
+    json state = json::parse(resumed.info.run_state, nullptr, false);
+    MG_CHECK(state.is_object() && state.value("loss_window_steps", int64_t{-1}) >= 0, "train: the checkpoint ",
+             options.resume, " has a malformed run_state: ", resumed.info.run_state);
+    window_loss = state.value("loss_window_sum", 0.0);
+    window_steps = state.value("loss_window_steps", int64_t{0});
+  }
+  const bool tty = ::isatty(STDERR_FILENO);
   auto save = [&](int64_t step) {
     CheckpointInfo info;  // the model's kind and config are taken from the model
     info.vocabulary = vocabulary, info.tokenizer_json = tokenizer_json;
     info.step = step, info.rng_state = batch_gen.state(), info.train_options = options.to_json();
     if (Generator* g = model->training_generator()) info.model_rng_state = g->state();
-    save_checkpoint(result.checkpoint_path, *model, &optimizer, info);
+    // The metrics window in progress: a resumed run's next metrics line averages the same steps.
+    info.run_state = json{{"loss_window_sum", window_loss}, {"loss_window_steps", window_steps}}.dump();
+    try {
+      save_checkpoint(result.checkpoint_path, *model, &optimizer, info);
+    } catch (const Error& e) {
+      if (options.progress && tty) std::fprintf(stderr, "\n");
+      throw Error(str("train: the checkpoint of step ", step, " was not saved: ", e.what()));
+    }
   };
-  const bool tty = ::isatty(STDERR_FILENO);
   const auto start = Clock::now();
-  double window_loss = 0;
-  int64_t window_steps = 0, step = result.first_step;
+  int64_t step = result.first_step;
   if (options.progress)
     std::fprintf(stderr, "train: %s, %ld parameters, %zu train / %zu val tokens, %ld steps of %ld x %ld tokens\n",
                  model->kind().c_str(), static_cast<long>(model->num_parameters()), data.train.size(), data.val.size(),
@@ -236,8 +340,10 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
                      window_loss / window_steps, lr, result.tokens_per_second / 1000, duration(elapsed).c_str(),
                      duration(eta).c_str(), tty ? "" : "\n");
       }
-      window_loss = 0;
-      window_steps = 0;
+      if (step % options.log_every == 0) {  // (a run's off-cadence last line leaves the window to a resume)
+        window_loss = 0;
+        window_steps = 0;
+      }
     }
     if (step % options.eval_every == 0 || last) {
       result.val_loss = evaluate(*model, data.val, options);
@@ -256,11 +362,37 @@ TrainResult train(const TrainOptions& requested, const std::string& text) {
   metrics.close();
   write_loss_plot(out / "metrics.jsonl", out / "loss.svg",
                   (model->kind() == "gpt" ? std::string("GPT") : std::string("Mamba")) + " on TinyShakespeare");
-  if (options.progress)
-    std::fprintf(stderr, "train: done at step %ld, val loss %.4f, %.1fk tokens/s; wrote %s, %s, %s\n",
-                 static_cast<long>(step), result.val_loss, result.tokens_per_second / 1000,
-                 result.checkpoint_path.c_str(), (out / "metrics.jsonl").c_str(), (out / "loss.svg").c_str());
+  if (options.progress) {
+    std::string stop = result.stopped_by_time_budget
+                           ? str("stopped by the time budget at step ", step, " of ", options.steps,
+                                 " (`mambagrad train --resume --out ", options.out_dir, "` continues it)")
+                           : str("done at step ", step);
+    std::fprintf(stderr, "train: %s, val loss %.4f, %.1fk tokens/s; wrote %s, %s, %s\n", stop.c_str(), result.val_loss,
+                 result.tokens_per_second / 1000, result.checkpoint_path.c_str(), (out / "metrics.jsonl").c_str(),
+                 (out / "loss.svg").c_str());
+  }
   return result;
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& options, const std::string& text) {
+  RunStart run = prepare_run(options);
+  return run_training(run, text);
+}
+
+TrainResult train(const TrainOptions& options) {
+  RunStart run = prepare_run(options);
+  TrainOptions& o = run.options;
+  // On resume the recorded path, unless that file is gone (then the corpus is looked up anew).
+  if (run.resumed && !o.given.contains("data") && !o.data.empty() && !fs::is_regular_file(o.data)) {
+    if (o.progress) std::fprintf(stderr, "train: %s (the checkpoint's data) is gone; looking for the corpus\n", o.data.c_str());
+    o.data.clear();
+  }
+  o.data = fs::absolute(find_tinyshakespeare(o.data)).lexically_normal().string();
+  std::string text = read_text_file(o.data);
+  if (o.progress) std::fprintf(stderr, "train: data %s (%zu bytes)\n", o.data.c_str(), text.size());
+  return run_training(run, text);
 }
 
 }  // namespace mg::apps

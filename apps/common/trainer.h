@@ -4,6 +4,7 @@
 // function, so tests can run it on a tiny model (and check that a resumed run repeats an unbroken
 // one). One loop for every model kind: it sees models/language_model.h.
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,18 +28,26 @@ struct TrainOptions {
   uint64_t seed = 0;
   std::string out_dir = "out";
   int64_t eval_every = 250, eval_batches = 20, save_every = 500, log_every = 10;
-  std::string resume;  // a checkpoint to continue from ("" = start fresh)
+  std::string data;         // the training text's path ("" = find tinyshakespeare.txt); train(options) reads it
+  std::string data_sha256;  // of the text trained on: set by train(), checked when resuming
+  std::string resume;       // a checkpoint to continue from ("" = start fresh)
   // A pretrained Hugging Face model directory to fine-tune ("" = a character model from scratch):
   // its weights start the run, its tokenizer.json encodes the text, and `model` is not used
   // (model_kind must be "mamba").
   std::string init_from;
+  // On resume, every option that shapes the run comes from the checkpoint (the schedule and its
+  // length, batches, AdamW, clip, seed, the eval/log/save cadence, the data; the model's kind and
+  // config), except those named here by their JSON names ("steps", "seq_len", ...): the ones the
+  // user gave again.
+  std::set<std::string> given;
   bool progress = true;  // the live progress line on stderr
 
   void validate() const;  // throws mg::Error naming the option
-  // The options that shape the optimization (batch, seq_len, lr schedule, AdamW, clip, seed), as
-  // stored in a checkpoint; a resumed run takes them from there so it continues the same run.
+  // The options that shape the run, as stored in a checkpoint (JSON names = flag names with '_').
   std::string to_json() const;
-  void restore_from_json(const std::string& json);
+  // Takes every option stored in `json` except those in `given`; returns "name old -> new" for
+  // each given option whose value differs from the stored one (for the progress line).
+  std::vector<std::string> restore_from_json(const std::string& json);
 };
 
 struct TrainResult {
@@ -50,6 +59,11 @@ struct TrainResult {
   bool stopped_by_time_budget = false;
   std::string checkpoint_path;
 };
+
+// Trains on the text at options.data (or TinyShakespeare, found by find_tinyshakespeare). On
+// resume without a data path given, reads the file the checkpoint recorded and checks that it is
+// the same text (its SHA-256); where that file is gone, finds the corpus anew.
+TrainResult train(const TrainOptions& options);
 
 // Trains on `text` (split 90/10 into train/val). Writes into out_dir: checkpoint.safetensors
 // (every save_every steps and at the end), metrics.jsonl (a line per log_every steps and per

@@ -3,7 +3,9 @@
 // The target: >= 10,000 tokens/s at batch 1.
 //   step            MambaLM::step: the fused CPU step (models/mamba/fused_step.h)
 //   step_composed   MambaLM::step_composed: the same math from library ops (the reference)
-// Arg: batch. Weights are random (the speed does not depend on them).
+//   step_after      the fused step at batch 1 after Arg tokens already generated: the time per
+//                   token does not grow with the context (tutorials/07_inference quotes it)
+// Arg: batch (step_after: the position). Weights are random (the speed does not depend on them).
 //   OMP_NUM_THREADS=1 ./mamba_step_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -35,8 +37,26 @@ void BM_generate(benchmark::State& state) {
 void BM_step(benchmark::State& state) { BM_generate<true>(state); }
 void BM_step_composed(benchmark::State& state) { BM_generate<false>(state); }
 
+void BM_step_after(benchmark::State& state) {
+  Generator gen(0);
+  mamba::MambaConfig config;
+  config.vocab_size = 65;
+  mamba::MambaLM model(config, gen);
+  model.eval();
+  NoGradGuard no_grad;
+  mamba::InferenceState inference = model.new_state(1);
+  Tensor token = randint(0, config.vocab_size, {1}, gen);
+  for (int64_t position = 0; position < state.range(0); ++position) model.step(token, inference);
+  for (auto _ : state) {
+    Tensor logits = model.step(token, inference);
+    benchmark::DoNotOptimize(logits.raw_data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 BENCHMARK(BM_step)->Arg(1)->Arg(8)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_step_composed)->Arg(1)->Arg(8)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_step_after)->Arg(256)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

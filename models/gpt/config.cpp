@@ -1,8 +1,10 @@
 #include "models/gpt/config.h"
 
 #include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
+#include "tensor/json_integer.h"
 #include "tensor/error.h"
 
 namespace mg::gpt {
@@ -23,6 +25,10 @@ void for_each_field(GPTConfig& c, Fn&& fn) {
 }  // namespace
 
 int64_t GPTConfig::num_parameters() const {
+  // A config read from a file may describe more than int64 counts: say so instead of overflowing.
+  const double c = static_cast<double>(n_embd), estimate = static_cast<double>(vocab_size) * c +
+                   static_cast<double>(n_positions) * c + static_cast<double>(n_layer) * (12 * c * c + 13 * c) + 2 * c;
+  if (!(std::abs(estimate) < 4e18)) return INT64_MAX;
   const int64_t C = n_embd;
   return vocab_size * C + n_positions * C + n_layer * (12 * C * C + 13 * C) + 2 * C;
 }
@@ -48,11 +54,19 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
   MG_CHECK(!j.is_discarded(), "GPTConfig: invalid JSON");
   MG_CHECK(j.is_object(), "GPTConfig: expected a JSON object, got ", j.type_name());
   GPTConfig c;
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // (named, not a structured binding: the lambda captures them, which clang 14 cannot)
+    const std::string key = item.key();
+    const json& value = item.value();
     bool found = false;
     for_each_field(c, [&](const char* name, auto& field) {
       if (key != name) return;
       found = true;
+      // Integer fields take JSON integers within their range only (tensor/json_integer.h).
+      using Field = std::decay_t<decltype(field)>;
+      if constexpr (std::is_integral_v<Field>)
+        MG_CHECK(!value.is_number() || json_integer_fits<Field>(value), "GPTConfig: field \"", name,
+                 "\" must be an integer within int64, got ", value.dump());
       try {
         value.get_to(field);
       } catch (const json::exception&) {

@@ -18,7 +18,8 @@ struct GPTConfig {
   double dropout = 0.0;       // on the embeddings and on each residual branch (nanoGPT's); 0 = off
 
   int64_t head_dim() const { return n_embd / n_head; }
-  // Parameters: embeddings V C + P C, per block 12 C^2 + 13 C, the final LayerNorm 2 C (tied head).
+  // Parameters: embeddings V C + P C, per block 12 C^2 + 13 C, the final LayerNorm 2 C (tied head);
+  // INT64_MAX when that does not fit in int64.
   int64_t num_parameters() const;
 
   void validate() const;  // throws mg::Error naming the field

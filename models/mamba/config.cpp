@@ -1,9 +1,12 @@
 #include "models/mamba/config.h"
 
+#include <cstdint>
 #include <fstream>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tensor/json_integer.h"
 #include "tensor/error.h"
 
 namespace mg::mamba {
@@ -35,6 +38,33 @@ void for_each_field(MambaConfig& c, Fn&& fn) {
 int64_t MambaConfig::padded_vocab_size() const {
   int64_t m = std::max<int64_t>(pad_vocab_size_multiple, 1);
   return (vocab_size + m - 1) / m * m;
+}
+
+int64_t MambaConfig::num_parameters() const {
+  constexpr int64_t kTooMany = INT64_MAX;
+  bool overflow = false;
+  auto mul = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow |= __builtin_mul_overflow(a, b, &r);
+    return r;
+  };
+  auto add = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow |= __builtin_add_overflow(a, b, &r);
+    return r;
+  };
+  const int64_t d = d_model, Di = mul(expand, d_model), N = d_state, K = d_conv, R = resolved_dt_rank();
+  int64_t block = mul(d, mul(2, Di));                         // in_proj
+  block = add(block, mul(Di, K));                             // conv1d
+  block = add(block, mul(Di, add(R, mul(2, N))));             // x_proj
+  block = add(block, add(mul(R, Di), Di));                    // dt_proj, with its bias
+  block = add(block, mul(Di, d));                             // out_proj
+  block = add(block, add(mul(Di, N), Di));                    // A_log, D
+  block = add(block, d);                                      // the block's norm
+  if (bias) block = add(block, add(mul(2, Di), d));           // in_proj's and out_proj's biases
+  if (conv_bias) block = add(block, Di);
+  const int64_t total = add(mul(n_layer, block), add(mul(padded_vocab_size(), d), d));  // + embeddings, norm_f
+  return overflow ? kTooMany : total;
 }
 
 void MambaConfig::validate() const {
@@ -76,14 +106,23 @@ MambaConfig MambaConfig::from_json(const std::string& text) {
   for_each_field(c, [&](const char* name, auto& value) {
     if (!j.contains(name)) return;
     ++known;
+    const json& v = j.at(name);
+    // Integer fields take JSON integers within int64 only: nlohmann would cast 8e19 or 1.5 to an
+    // integer as C++ does (8e19 is undefined behaviour; found by tests/fuzz/fuzz_mamba_config).
+    using Field = std::decay_t<decltype(value)>;
+    bool fits = true;
+    if constexpr (std::is_integral_v<Field> && !std::is_same_v<Field, bool>)
+      fits = !v.is_number() || json_integer_fits<Field>(v);
+    if (!fits) throw Error(str("MambaConfig: field \"", name, "\" must be an integer within int64, got ", v.dump()));
     try {
-      j.at(name).get_to(value);
+      v.get_to(value);
     } catch (const json::exception&) {
-      throw Error(str("MambaConfig: field \"", name, "\" has the wrong type (", j.at(name).dump(), ")"));
+      throw Error(str("MambaConfig: field \"", name, "\" has the wrong type (", v.dump(), ")"));
     }
   });
   if (known != j.size()) {
-    for (const auto& [key, _] : j.items()) {
+    for (const auto& item : j.items()) {
+      const std::string key = item.key();  // (the lambda captures it: not a structured binding, for clang)
       bool found = false;
       for_each_field(c, [&](const char* name, auto&) { found = found || key == name; });
       MG_CHECK(found, "MambaConfig: unknown field \"", key, "\"");

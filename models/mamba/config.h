@@ -25,6 +25,9 @@ struct MambaConfig {
   int64_t resolved_dt_rank() const { return dt_rank > 0 ? dt_rank : (d_model + 15) / 16; }
   // vocab_size rounded up to a multiple of pad_vocab_size_multiple (the embedding's row count).
   int64_t padded_vocab_size() const;
+  // The parameter count of MambaLM(config), from the shapes alone, without building it (a loader
+  // compares it with what a file holds before allocating); INT64_MAX if it does not fit an int64.
+  int64_t num_parameters() const;
 
   // Throws mg::Error naming the field when a value is out of range.
   void validate() const;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "models/mamba/pretrained.h"
+#include "tensor/json_integer.h"
 
 namespace mg::mamba {
 
@@ -29,6 +30,9 @@ struct Reader {
   T get(const std::string& key, T fallback) {
     used.insert(key);
     if (!has(key)) return fallback;
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)  // tensor/json_integer.h
+      MG_CHECK(!j[key].is_number() || json_integer_fits<T>(j[key]), "config ", source, ": \"", key,
+               "\" must be an integer within int64, got ", j[key].dump());
     try {
       return j[key].get<T>();
     } catch (const json::exception&) {

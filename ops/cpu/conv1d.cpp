@@ -33,7 +33,8 @@ double lane_sum(int64_t n, Term term) {
 
 template <class T>
 void causal_conv1d_forward_cpu(T* out, const T* x, const T* weight, const T* bias, Conv1dSizes sizes) {
-  auto [B, C, L, K] = sizes;
+  // Named copies, not a structured binding: the lambdas capture them, which clang cannot.
+  const int64_t B = sizes.batch, C = sizes.channels, L = sizes.length, K = sizes.kernel;
   parallel_for(0, B * C, row_grain(L), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       int64_t c = row % C;
@@ -52,7 +53,8 @@ void causal_conv1d_forward_cpu(T* out, const T* x, const T* weight, const T* bia
 template <class T>
 void causal_conv1d_backward_cpu(T* dx, T* dweight, T* dbias, const T* dout, const T* x, const T* weight,
                                 Conv1dSizes sizes) {
-  auto [B, C, L, K] = sizes;
+  // Named copies, not a structured binding: the lambdas capture them, which clang cannot.
+  const int64_t B = sizes.batch, C = sizes.channels, L = sizes.length, K = sizes.kernel;
   if (dx) {
     // dx[b, c, s] = sum_k weight[c, k] * dout[b, c, s + shift]: the forward run backwards in time.
     parallel_for(0, B * C, row_grain(L), [&](int64_t begin, int64_t end) {

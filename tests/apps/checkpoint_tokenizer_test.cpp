@@ -87,9 +87,9 @@ TEST(CheckpointTokenizer, FilesFromBeforeModelKindsAndStoredTokenizersLoadAsChar
   const fs::path dir = fresh_dir("old_format");
   TrainResult run = train(tiny_mamba(dir), text());
   // The format before either change: exactly these metadata keys (no model_kind, no tokenizer,
-  // no model_rng_state), the config MambaConfig's JSON, as now.
+  // no model_rng_state, no run_state), the config MambaConfig's JSON, as now.
   nn::SafetensorsContents contents = nn::load_safetensors(run.checkpoint_path);
-  for (const char* key : {"model_kind", "tokenizer", "model_rng_state"}) contents.metadata.erase(key);
+  for (const char* key : {"model_kind", "tokenizer", "model_rng_state", "run_state"}) contents.metadata.erase(key);
   std::set<std::string> keys;
   for (const auto& entry : contents.metadata) keys.insert(entry.first);
   EXPECT_EQ(keys, (std::set<std::string>{"format", "config", "vocabulary", "step", "rng_state", "train_options"}));
@@ -104,6 +104,7 @@ TEST(CheckpointTokenizer, FilesFromBeforeModelKindsAndStoredTokenizersLoadAsChar
   // Resuming it continues the run, and the next checkpoint is in today's format.
   TrainOptions resume = tiny_mamba(dir);
   resume.steps = 5;
+  resume.given = {"steps"};  // (as the CLI marks a flag given again: it overrides the checkpoint's)
   resume.resume = run.checkpoint_path;
   TrainResult resumed = train(resume, text());
   EXPECT_EQ(resumed.first_step, 3);

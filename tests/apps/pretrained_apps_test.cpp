@@ -82,6 +82,7 @@ TEST(FineTune, StartsFromThePretrainedWeightsWithItsTokenizerAndLearns) {
   TrainOptions resume = fine_tune_options(out);
   resume.resume = result.checkpoint_path;
   resume.steps = 10;
+  resume.given = {"steps"};  // (as the CLI marks a flag given again: it overrides the checkpoint's)
   TrainResult resumed = train(resume, text());
   EXPECT_EQ(resumed.first_step, 8);
   EXPECT_EQ(resumed.last_step, 10);

@@ -141,6 +141,46 @@ void expect_resume_repeats_unbroken_run(const TrainOptions& options, const std::
 
 TEST(Trainer, ResumeContinuesBitIdentically) { expect_resume_repeats_unbroken_run(tiny_options(""), "resume"); }
 
+// On resume the run's own options come back (here steps 6); one given again (steps) wins, and the
+// text must be the one trained on.
+TEST(Trainer, ResumeRestoresTheRunUnlessAnOptionIsGivenAgain) {
+  fs::path dir = fresh_dir("given");
+  TrainOptions o = tiny_options(dir.string());
+  o.steps = 6;
+  train(o, tiny_text());
+  TrainOptions again = tiny_options(dir.string());  // steps 12 here, but not "given": the checkpoint's 6 wins
+  again.resume = (dir / "checkpoint.safetensors").string();
+  EXPECT_TRUE(test::throws_error([&] { train(again, tiny_text()); }, "already at step 6 of 6", "--steps"));
+  again.steps = 9;
+  again.given = {"steps"};
+  TrainResult extended = train(again, tiny_text());
+  EXPECT_EQ(extended.first_step, 6);
+  EXPECT_EQ(extended.last_step, 9);
+  again.steps = 8;  // fewer than the 9 now done
+  EXPECT_TRUE(test::throws_error([&] { train(again, tiny_text()); }, "already at step 9"));
+  again.steps = 12;
+  std::string other = tiny_text();
+  other[10] = 'h';  // a character of the vocabulary, so only the checksum tells
+  EXPECT_TRUE(test::throws_error([&] { train(again, other); }, "not the one the checkpoint was trained on"));
+  again.given.insert("data");  // given on purpose: the run goes on with the new text
+  EXPECT_EQ(train(again, other).last_step, 12);
+  fs::remove_all(dir);
+}
+
+// A checkpoint's options with numbers its integers cannot hold are errors, not casts (1e300 to
+// int64 is undefined behaviour; the same class of input fuzz_mamba_config found in the config).
+TEST(TrainOptions, RestoredIntegersMustFit) {
+  for (const char* bad : {"{\"steps\": 1e300}", "{\"batch\": 2.5}", "{\"seed\": -1}",
+                          "{\"eval_every\": 18446744073709551615}"}) {
+    TrainOptions o;
+    EXPECT_TRUE(test::throws_error([&] { o.restore_from_json(bad); }, "must be an integer in range")) << bad;
+  }
+  TrainOptions o;
+  o.restore_from_json("{\"steps\": 7, \"seed\": 18446744073709551615}");
+  EXPECT_EQ(o.steps, 7);
+  EXPECT_EQ(o.seed, ~uint64_t{0});
+}
+
 TEST(Trainer, DivergenceStopsNamingTheStepAndKeepsTheCheckpoint) {
   fs::path dir = fresh_dir("nan");
   TrainOptions o = tiny_options(dir.string());
@@ -220,6 +260,20 @@ TEST(Checkpoint, RoundTripAndBadFiles) {
 
   nn::save_safetensors((dir / "plain.safetensors").string(), {});
   EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "plain.safetensors").string()); }, "not a mambagrad checkpoint"));
+  // A damaged config must not make the loader allocate what the file does not hold (a config of
+  // d_model 40000 asked for 25 GB; tests/fuzz/fuzz_checkpoint's target).
+  LoadedCheckpoint damaged = c;
+  mamba::MambaConfig config = mamba::MambaConfig::from_json(c.info.config);
+  config.d_model = 40000;
+  damaged.info.config = config.to_json();
+  EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(damaged); }, "describes a model of", "the file holds"));
+  config.d_model = int64_t{1} << 40;
+  damaged.info.config = config.to_json();
+  EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(damaged); }, "more than 2^63"));
+  gpt::GPTConfig gpt_config;  // the same for the other kind
+  gpt_config.vocab_size = 65, gpt_config.n_embd = 4096, gpt_config.n_head = 4;
+  damaged.info.model_kind = "gpt", damaged.info.config = gpt_config.to_json();
+  EXPECT_TRUE(test::throws_error([&] { model_from_checkpoint(damaged); }, "describes a model of", "the file holds"));
   std::ofstream((dir / "garbage.safetensors").string()) << "not a checkpoint at all";
   EXPECT_TRUE(test::throws_error([&] { load_checkpoint((dir / "garbage.safetensors").string()); }, "garbage.safetensors"));
   // A kind this build does not know, and a config its kind rejects, name the file.

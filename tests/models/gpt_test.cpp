@@ -173,6 +173,12 @@ TEST(GPT, Errors) {
   EXPECT_TRUE(test::throws_error([&] { gpt::GPTConfig::from_json(R"({"n_embd": 16, "n_heads": 2})"); },
                                  "GPTConfig: unknown field \"n_heads\""));
   EXPECT_TRUE(test::throws_error([&] { gpt::GPTConfig::from_json(R"({"n_embd": "wide"})"); }, "GPTConfig", "n_embd"));
+  // Numbers an int64 cannot hold are errors, not casts (1e300 to int64 is undefined behaviour).
+  for (const char* bad : {R"({"n_embd": 1e300})", R"({"n_layer": 2.5})", R"({"vocab_size": 18446744073709551615})"})
+    EXPECT_TRUE(test::throws_error([&] { gpt::GPTConfig::from_json(bad); }, "must be an integer")) << bad;
+  gpt::GPTConfig huge = tiny_config();
+  huge.n_embd = huge.n_head = int64_t{1} << 40;  // valid, but more parameters than int64 counts
+  EXPECT_EQ(huge.num_parameters(), INT64_MAX);
   EXPECT_EQ(gpt::GPTConfig::from_json(tiny_config().to_json()).to_json(), tiny_config().to_json());
   gpt::GPT model(tiny_config(), gen);
   EXPECT_TRUE(test::throws_error([&] { model.forward(zeros({1, 33}, {.dtype = DType::Int64})); }, "GPT: positions 0..32",

@@ -45,6 +45,22 @@ TEST(MambaLM, DefaultConfigHasTheOfficialParameterNamesShapesAndCount) {
   EXPECT_EQ(shapes.size(), 2 + 4 * 10u);
 }
 
+// The count from the shapes alone equals the built model's, with every option that changes a shape.
+TEST(MambaConfig, ParameterCountWithoutBuildingTheModel) {
+  std::vector<MambaConfig> configs(5);
+  configs[1].bias = true;
+  configs[2].conv_bias = false, configs[2].dt_rank = 5, configs[2].d_conv = 3;
+  configs[3].pad_vocab_size_multiple = 8, configs[3].vocab_size = 61, configs[3].expand = 3;
+  configs[4].d_model = 24, configs[4].n_layer = 1, configs[4].d_state = 7;
+  for (const MambaConfig& config : configs) {
+    Generator gen(0);
+    EXPECT_EQ(config.num_parameters(), MambaLM(config, gen).num_parameters()) << config.to_json();
+  }
+  MambaConfig huge;
+  huge.d_model = int64_t{1} << 40;
+  EXPECT_EQ(huge.num_parameters(), INT64_MAX);  // no overflow into a small number
+}
+
 TEST(MambaLM, OfficialInitialisation) {
   Generator gen(1);
   MambaConfig config;
@@ -116,16 +132,22 @@ TEST(MambaLM, GradientsMatchFiniteDifferencesInFloat64) {
 }
 
 TEST(MambaLM, RecurrentStepsEqualTheFullForward) {
-  Generator gen(8);
-  MambaConfig config = tiny_config();
-  config.d_model = 16;
-  MambaLM model(config, gen);
-  Tensor tokens = random_tokens(2, 64, 11, 9);
-  Tensor full = model.forward(tokens);  // (2, 64, 11)
-  mamba::InferenceState state = model.new_state(2);
-  for (int64_t t = 0; t < 64; ++t) {
-    Tensor step = model.step(contiguous(narrow(tokens, 1, t, 1).squeeze(1)), state);  // (2, 11)
-    ASSERT_TRUE(test::all_close(step, narrow(full, 1, t, 1).squeeze(1), 1e-4, 1e-4)) << "position " << t;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    // float32: the step and the scan round differently; float64: only the order of sums differs.
+    const double tol = dtype == DType::Float32 ? 1e-4 : 1e-10;
+    Generator gen(8);
+    MambaConfig config = tiny_config();
+    config.d_model = 16;
+    MambaLM model(config, gen);
+    model.to(dtype);
+    Tensor tokens = random_tokens(2, 64, 11, 9);
+    Tensor full = model.forward(tokens);  // (2, 64, 11)
+    ASSERT_EQ(full.dtype(), dtype);
+    mamba::InferenceState state = model.new_state(2);
+    for (int64_t t = 0; t < 64; ++t) {
+      Tensor step = model.step(contiguous(narrow(tokens, 1, t, 1).squeeze(1)), state);  // (2, 11)
+      ASSERT_TRUE(test::all_close(step, narrow(full, 1, t, 1).squeeze(1), tol, tol)) << dtype << " position " << t;
+    }
   }
 }
 
@@ -170,6 +192,11 @@ TEST(MambaConfig, JsonRoundTripAndErrors) {
   EXPECT_TRUE(test::throws_error([] { MambaConfig::from_json("{\"d_model\": -1}"); }, "d_model"));
   EXPECT_TRUE(test::throws_error([] { MambaConfig::from_json("{\"d_model\": \"big\"}"); }, "d_model", "wrong type"));
   EXPECT_TRUE(test::throws_error([] { MambaConfig::from_json("{not json"); }, "invalid JSON"));
+  // Found by tests/fuzz/fuzz_mamba_config: numbers that do not fit an int64 field (8.4e19 was cast
+  // to int64, undefined behaviour) and fractions are errors, not silently converted.
+  for (const char* bad : {"{\"expand\": 84146744073709551615}", "{\"d_model\": 18446744073709551615}",
+                          "{\"n_layer\": 2.5}", "{\"d_state\": 1e308}"})
+    EXPECT_TRUE(test::throws_error([&] { MambaConfig::from_json(bad); }, "must be an integer within int64")) << bad;
 }
 
 TEST(MambaLM, BadInputsAreClearErrors) {

@@ -134,6 +134,10 @@ TEST(Pretrained, ConfigRefusesWhatTheModelDoesNotHave) {
   EXPECT_TRUE(refused(R"({"d_model": 8, "attn_layer_idx": [3]})", "attention"));
   EXPECT_TRUE(refused(R"({"vocab": 3})", "neither"));
   EXPECT_TRUE(refused("{oops", "not valid JSON"));
+  // Numbers an int64 cannot hold are errors, not casts (1e300 to int64 is undefined behaviour).
+  EXPECT_TRUE(refused(R"({"hidden_size": 1e300})", "\"hidden_size\" must be an integer"));
+  EXPECT_TRUE(refused(R"({"hidden_size": 8, "state_size": 2.5})", "\"state_size\" must be an integer"));
+  EXPECT_TRUE(refused(R"({"hidden_size": 8, "eos_token_id": 18446744073709551615})", "\"eos_token_id\" must be an integer"));
   const PretrainedConfig c = parse_pretrained_config(R"({"hidden_size": 8, "time_step_rank": "auto", "new_knob": 1})", "c");
   EXPECT_EQ(c.config.resolved_dt_rank(), 1);
   EXPECT_EQ(c.unknown_keys, std::vector<std::string>{"new_knob"});

@@ -99,7 +99,7 @@ TEST(Safetensors, EmptyFileOfTensors) {
   EXPECT_TRUE(loaded.metadata.empty());
 }
 
-fs::path fixture_dir() { return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "safetensors"; }
+fs::path fixture_dir() { return test::source_path("tests/fixtures/safetensors"); }
 
 TEST(Safetensors, ReadsFileWrittenByPython) {
   SafetensorsContents loaded = load_safetensors((fixture_dir() / "python_written.safetensors").string());

@@ -42,6 +42,45 @@ TEST(Softmax, MatchesReferenceOnEveryDim) {
   }
 }
 
+// Plain-loop gradients of sum(g * softmax(x, dim)) (log: sum(g * log_softmax)): per slice over C,
+// softmax dx = y (g - sum(g y)); log_softmax dx = g - exp(y) sum(g).
+std::vector<double> softmax_backward_reference(const Tensor& y, const Tensor& g, int64_t dim, bool log) {
+  std::vector<double> yv = y.to_vector<double>(), gv = g.to_vector<double>(), dx(yv.size());
+  int64_t d = dim < 0 ? dim + y.dim() : dim, outer = 1, inner = 1, C = y.size(d);
+  for (int64_t k = 0; k < d; ++k) outer *= y.size(k);
+  for (int64_t k = d + 1; k < y.dim(); ++k) inner *= y.size(k);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      auto at = [&](int64_t c) { return (o * C + c) * inner + i; };
+      double s = 0;
+      for (int64_t c = 0; c < C; ++c) s += log ? gv[at(c)] : gv[at(c)] * yv[at(c)];
+      for (int64_t c = 0; c < C; ++c)
+        dx[at(c)] = log ? gv[at(c)] - std::exp(yv[at(c)]) * s : yv[at(c)] * (gv[at(c)] - s);
+    }
+  return dx;
+}
+
+// Backward values where the kernels split work: rows of C = 37 (more than the 16 lanes, with a
+// tail), and a middle dim of C = 37 over 150 columns (column blocks of 64, 64 and 22), against
+// the plain loops; float64 to float64 tolerances, float32 too.
+TEST(Softmax, BackwardValuesAcrossLanesAndColumnBlocks) {
+  for (auto [shape, dim] : {std::pair{Shape{5, 37}, int64_t{-1}}, std::pair{Shape{3, 37, 150}, int64_t{1}},
+                            std::pair{Shape{2, 1000}, int64_t{-1}}}) {
+    for (bool log : {false, true}) {
+      Tensor x64 = test::random(shape, 31, DType::Float64, false, -5, 5), g64 = test::random(shape, 32, DType::Float64);
+      Tensor y64 = from_vector(softmax_reference(x64, dim, log), shape);
+      Tensor expected = from_vector(softmax_backward_reference(y64, g64, dim, log), shape);
+      for (DType dtype : {DType::Float64, DType::Float32}) {
+        const bool f64 = dtype == DType::Float64;
+        Tensor x = x64.to(dtype).detach().requires_grad_(true);
+        (log ? log_softmax(x, dim) : softmax(x, dim)).backward(g64.to(dtype));
+        EXPECT_TRUE(test::all_close(x.grad(), expected, f64 ? 1e-13 : 1e-5, f64 ? 1e-11 : 1e-4))
+            << shape << " dim " << dim << (log ? " log_softmax " : " softmax ") << dtype;
+      }
+    }
+  }
+}
+
 TEST(Softmax, ResultsDoNotDependOnThreadCount) {
   Tensor x = test::random({64, 3000}, 11, DType::Float32, false, -8.0, 8.0);
   Tensor xt = test::random({300, 2, 130}, 12, DType::Float32, false, -8.0, 8.0);
@@ -79,9 +118,11 @@ TEST(Softmax, LargeLogitsStayFinite) {
   Tensor x = tensor({{1000.0, 999.0, -1000.0}, {-1e4, -1e4 - 1.0, -1e4 - 2.0}});
   std::vector<double> expected = softmax_reference(x, 1, true);
   for (DType dtype : {DType::Float64, DType::Float32}) {
+    const bool f64 = dtype == DType::Float64;
     Tensor y = log_softmax(x.to(dtype), 1);
-    EXPECT_TRUE(test::all_close(y, from_vector(expected, {2, 3}), 1e-4, 1e-6)) << dtype;
-    EXPECT_TRUE(test::all_close(softmax(x.to(dtype), -1), exp(from_vector(expected, {2, 3})), 1e-7, 1e-5));
+    EXPECT_TRUE(test::all_close(y, from_vector(expected, {2, 3}), f64 ? 1e-12 : 1e-4, f64 ? 1e-12 : 1e-6)) << dtype;
+    EXPECT_TRUE(test::all_close(softmax(x.to(dtype), -1), exp(from_vector(expected, {2, 3})), f64 ? 1e-15 : 1e-7,
+                                f64 ? 1e-12 : 1e-5));
   }
 }
 

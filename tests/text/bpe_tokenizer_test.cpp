@@ -120,6 +120,11 @@ TEST(BpeTokenizer, RefusesWhatItDoesNotImplement) {
   EXPECT_TRUE(refused([](json& j) { j["added_tokens"][0]["single_word"] = true; }, "single_word"));
   EXPECT_TRUE(refused([](json& j) { j["model"]["merges"][5] = json::array({"zzzq", "qqqz"}); }, "not in the vocabulary"));
   EXPECT_TRUE(refused([](json& j) { j["model"]["merges"][5] = "abc"; }, "merge 5"));
+  // Ids a C++ int64 cannot hold are errors, not casts (fuzz_bpe_tokenizer: an added token's id of
+  // 3.02e23 was converted to int64, undefined behaviour).
+  EXPECT_TRUE(refused([](json& j) { j["added_tokens"][2]["id"] = 3.02218e23; }, "added token's id must be an integer"));
+  EXPECT_TRUE(refused([](json& j) { j["added_tokens"][2]["id"] = 2.5; }, "added token's id must be an integer"));
+  EXPECT_TRUE(refused([](json& j) { j["model"]["vocab"]["!"] = 18446744073709551615ull; }, "not an integer within int64"));
   EXPECT_TRUE(test::throws_error([] { BpeTokenizer::from_json("{not json", "bad.json"); }, "bad.json", "not valid JSON"));
   EXPECT_TRUE(test::throws_error([] { BpeTokenizer::load("/nonexistent/tokenizer.json"); }, "/nonexistent/tokenizer.json",
                                  "cannot open"));

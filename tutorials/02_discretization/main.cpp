@@ -174,10 +174,12 @@ static void step_size() {
   std::printf("  wrote exp_delta_a.svg (%zu curves, %zu points each)\n", curves.size(), deltas.size());
 }
 
-int main() {
+int lesson() {
   one_step();
   sequences();
   step_size();
   std::printf("\n%s\n", failures ? "SOME CHECKS FAILED" : "all checks passed");
   return failures ? 1 : 0;
 }
+
+int main() { return mg::run_main(lesson); }  // an escaped error: one "error:" line, exit 1

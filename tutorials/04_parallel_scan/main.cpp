@@ -192,7 +192,7 @@ static void cpu_timing() {
   std::printf("  Blelloch parallel scan   %7.2f ms\n", time(selective_scan_parallel));
 }
 
-int main() {
+int lesson() {
   tiny_examples();
   against_the_scan();
   cost_table();
@@ -200,3 +200,5 @@ int main() {
   std::printf("\n%s\n", failures ? "SOME CHECKS FAILED" : "all checks passed");
   return failures ? 1 : 0;
 }
+
+int main() { return mg::run_main(lesson); }  // an escaped error: one "error:" line, exit 1

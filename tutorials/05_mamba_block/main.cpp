@@ -88,7 +88,7 @@ Tensor mixer_by_hand(mamba::MambaMixer& m, const Tensor& hidden, bool print) {
   return linear(yt.transpose(1, 2), m.out_proj->weight);      // out_proj: (B, L, d_model)
 }
 
-int main() {
+int lesson() {
   mamba::MambaConfig config;  // the official defaults: d_state 16, d_conv 4, expand 2, dt in [0.001, 0.1]
   config.d_model = 64;
   config.n_layer = 4;
@@ -187,3 +187,5 @@ int main() {
   std::printf(g_failed ? "\nsome checks FAILED\n" : "\nall checks passed\n");
   return g_failed ? 1 : 0;
 }
+
+int main() { return mg::run_main(lesson); }  // an escaped error: one "error:" line, exit 1

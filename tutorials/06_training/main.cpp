@@ -69,7 +69,7 @@ void print_sample(int64_t step, const std::string& text) {
 }
 }  // namespace
 
-int main() {
+int lesson() {
   // A model this small does too little work per op to share it between threads: handing each op
   // to a second thread costs more than it saves (and much more when other programs compete for
   // the cores). `mambagrad train` uses every core; its models are wider.
@@ -169,3 +169,5 @@ int main() {
   std::printf(g_failed ? "some checks FAILED\n" : "all checks passed\n");
   return g_failed ? 1 : 0;
 }
+
+int main() { return mg::run_main(lesson); }  // an escaped error: one "error:" line, exit 1

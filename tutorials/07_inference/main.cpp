@@ -74,7 +74,7 @@ std::string memory_svg(const std::vector<std::pair<int64_t, double>>& mamba_kib,
 }
 }  // namespace
 
-int main() {
+int lesson() {
   set_num_threads(1);  // one token at a time is too little work to share between threads
   mamba::MambaConfig config;  // the defaults: d_model 128, n_layer 4, d_state 16, d_conv 4, vocab 65
   Generator gen(0);
@@ -154,11 +154,8 @@ int main() {
                 kv_cache_bytes(config, lengths[i]) / 1024.0, recompute * 1e3);
   }
   check(mamba_kib.front() == mamba_kib.back() && state_bytes(running) == expected, "the state does not grow");
-#if defined(__SANITIZE_ADDRESS__)
-  std::printf("  (tokens/s not checked: a sanitizer build's timings say nothing about the code)\n");
-#else
-  check(speeds.back() > 0.4 * speeds.front(), "tokens/s at 4096 within 2.5x of tokens/s at 256 (flat, up to noise)");
-#endif
+  // (The timings are printed, not checked: a test must not fail because the machine is busy. The
+  // flat time per token is measured by benchmarks/models/mamba_step_bench.cpp, BM_step_after.)
   std::printf("  the state equals the KV cache of %.0f tokens\n", expected / (kv_cache_bytes(config, 1) * 1.0));
 
   std::vector<double> kv_curve;
@@ -168,3 +165,5 @@ int main() {
   std::printf(g_failed ? "some checks FAILED\n" : "all checks passed\n");
   return g_failed ? 1 : 0;
 }
+
+int main() { return mg::run_main(lesson); }  // an escaped error: one "error:" line, exit 1

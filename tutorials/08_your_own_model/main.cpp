@@ -84,7 +84,7 @@ double val_loss(CharGRU& model, const std::vector<int64_t>& val) {
   return total / 4;
 }
 
-int main() {
+int lesson() {
   set_num_threads(1);  // the GRU's per-step tensors are too small to share between threads (lesson 6)
   std::string text = apps::read_text_file(apps::find_tinyshakespeare(""));
   apps::CharTokenizer tok = apps::CharTokenizer::from_text(text);
@@ -160,3 +160,5 @@ int main() {
   std::printf(g_failed ? "\nsome checks FAILED\n" : "\nall checks passed\n");
   return g_failed ? 1 : 0;
 }
+
+int main() { return mg::run_main(lesson); }  // an escaped error: one "error:" line, exit 1

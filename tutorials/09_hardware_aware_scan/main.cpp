@@ -42,7 +42,7 @@ struct Affine {
 };
 static Affine compose(Affine x, Affine y) { return {x.a * y.a, y.a * x.b + y.b}; }
 
-int main() try {
+int lesson() {
   std::printf("== 1. Bytes moved\n");
   const ScanShape shape{16, 1536, 2048, 16};  // the fused-scan issue's benchmark
   const double hbm = 4.26e12;                 // the H200's measured copy bandwidth, bytes/s
@@ -155,7 +155,6 @@ int main() try {
   }
   std::printf("%s\n", failures == 0 ? "all checks passed" : "SOME CHECKS FAILED");
   return failures == 0 ? 0 : 1;
-} catch (const std::exception& e) {
-  std::fprintf(stderr, "error: %s\n", e.what());
-  return 1;
 }
+
+int main() { return mg::run_main(lesson); }  // an escaped error: one "error:" line, exit 1
