@@ -1,7 +1,7 @@
 // Recurrent generation with the Mamba LM on the CPU, float32, the default `mambagrad train` config
 // (d_model 128, 4 layers, N 16, vocab 65: 474,880 parameters). items/s = tokens/s = B per call.
 // The target: >= 10,000 tokens/s at batch 1.
-//   step            MambaLM::step: the fused CPU step (models/mamba/fused_step.h)
+//   step            MambaLM::step: the fused step op on the CPU (ops/mamba_step.h)
 //   step_composed   MambaLM::step_composed: the same math from library ops (the reference)
 //   step_after      the fused step at batch 1 after Arg tokens already generated: the time per
 //                   token does not grow with the context (tutorials/07_inference quotes it)

@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "autograd/grad_mode.h"
-#include "models/mamba/fused_step.h"
 #include "nn/init.h"
+#include "ops/mamba_step.h"
 #include "ops/ops.h"
 
 namespace mg::mamba {
@@ -68,8 +68,31 @@ InferenceState MambaLM::new_state(int64_t batch) const {
   return state;
 }
 
+MambaStepModel MambaLM::fused_step_inputs(InferenceState& state) const {
+  MambaStepModel fused{.embeddings = backbone->embeddings->weight,
+                       .layers = {},
+                       .norm_f_weight = backbone->norm_f->weight,
+                       .norm_f_eps = backbone->norm_f->eps};
+  if (state.layers.size() != backbone->layers->size()) return fused;
+  for (size_t i = 0; i < state.layers.size(); ++i) {
+    const ResidualBlock& block = layer(i);
+    const MambaMixer& m = *block.mixer;
+    MixerState& s = state.layers[i];
+    if (!s.A.defined()) s.A = neg(exp(m.A_log));  // once per generation, not once per token
+    fused.layers.push_back({.norm_weight = block.norm->weight, .norm_eps = block.norm->eps,
+                            .in_weight = m.in_proj->weight, .in_bias = m.in_proj->bias,
+                            .conv_weight = m.conv1d->weight, .conv_bias = m.conv1d->bias,
+                            .x_weight = m.x_proj->weight, .dt_weight = m.dt_proj->weight, .dt_bias = m.dt_proj->bias,
+                            .A = s.A, .D = m.D, .out_weight = m.out_proj->weight, .out_bias = m.out_proj->bias,
+                            .conv_state = s.conv_state, .ssm_state = s.ssm_state});
+  }
+  return fused;
+}
+
 Tensor MambaLM::step(const Tensor& tokens, InferenceState& state) {
-  if (fused_step_supported(*this, state)) return fused_step(*this, tokens, state);
+  NoGradGuard no_grad;
+  MambaStepModel fused = fused_step_inputs(state);
+  if (mamba_step_supported(fused)) return mamba_step(tokens, fused, state.workspace);
   return step_composed(tokens, state);
 }
 

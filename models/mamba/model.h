@@ -12,6 +12,7 @@
 #include "nn/containers.h"
 #include "nn/embedding.h"
 #include "nn/rms_norm.h"
+#include "ops/mamba_step.h"
 
 namespace mg::mamba {
 
@@ -36,7 +37,7 @@ class MambaBackbone : public nn::Module {
 };
 
 // Everything recurrent generation carries from one token to the next: one MixerState per layer,
-// and the fused step's scratch memory (models/mamba/fused_step.h), allocated at the first step.
+// and the fused step's scratch memory (ops/mamba_step.h), allocated at the first step.
 struct InferenceState {
   std::vector<MixerState> layers;
   Tensor workspace;
@@ -63,11 +64,17 @@ class MambaLM : public LanguageModel {
   std::unique_ptr<GenerationSession> start_generation(int64_t batch) override;
 
   // Recurrent generation: O(1) work and memory per token. tokens (B) int64 -> logits (B, vocab).
-  // On the CPU step() runs the fused step (models/mamba/fused_step.h); elsewhere, and for a state
-  // it cannot use, step_composed(): the same math from library ops, one op per line of the paper.
+  // step() runs the fused step op (ops/mamba_step.h) where it has a kernel for the model's and the
+  // state's tensors; elsewhere (a GPU, where the step is replayed from a CUDA graph instead; a
+  // state it cannot use), step_composed(): the same math from library ops, one op per line of the
+  // paper. A = -exp(A_log) is computed at a state's first step and kept in it: a state continues
+  // with the weights it started with; start a new one after changing them.
   InferenceState new_state(int64_t batch) const;
   Tensor step(const Tensor& tokens, InferenceState& state);
   Tensor step_composed(const Tensor& tokens, InferenceState& state);
+  // What step() hands the fused op: the parameters and `state`'s tensors (computing A at a
+  // state's first step), no layers when the state has the wrong number of them.
+  MambaStepModel fused_step_inputs(InferenceState& state) const;
 
   const MambaConfig config;
   std::shared_ptr<MambaBackbone> backbone;

@@ -13,7 +13,7 @@ template <class T>
 void selective_scan_step_cpu(const ScanInputs<T>& in, T* y, T* state);
 
 // The same step for channels [d_begin, d_end) only (every batch row), on the calling thread: for
-// callers that split the channels across their own threads (models/mamba/fused_step.cpp).
+// callers that split the channels across their own threads (ops/cpu/mamba_step.cpp).
 template <class T>
 void selective_scan_step_channels_cpu(const ScanInputs<T>& in, T* y, T* state, int64_t d_begin, int64_t d_end);
 

@@ -1,9 +1,8 @@
-// The fused CPU step (models/mamba/fused_step.h) against the composed one (MambaLM::step_composed,
-// library ops): logits and both states after every step, at awkward sizes, both dtypes, batch 1
+// The fused step op (ops/mamba_step.h), as MambaLM::step runs it, against the composed step
+// (MambaLM::step_composed, library ops): logits and both states after every step, at awkward sizes, both dtypes, batch 1
 // and 3, with every optional bias on and off and parameters moved off their structured init.
-#include "models/mamba/fused_step.h"
-
 #include "models/mamba/model.h"
+#include "ops/mamba_step.h"
 #include "ops/cpu/parallel.h"
 #include "test_util.h"
 
@@ -69,7 +68,7 @@ TEST(FusedStep, MatchesTheComposedStepEveryStep) {
         InferenceState fused;
         model.forward(randint(0, vocab, {batch, 4}, gen), &fused);
         InferenceState composed = copy_of(fused);
-        ASSERT_TRUE(mamba::fused_step_supported(model, fused));
+        ASSERT_TRUE(mamba_step_supported(model.fused_step_inputs(fused)));
         for (int64_t t = 0; t < 12; ++t) {
           Tensor tokens = randint(0, vocab, {batch}, gen);
           Tensor expected = model.step_composed(tokens, composed);
@@ -147,20 +146,40 @@ TEST(FusedStep, StatesItCannotUseGoToTheComposedStep) {
   Generator gen(22);
   MambaLM model(cases()[0].config, gen);
   InferenceState state = model.new_state(2);
-  EXPECT_TRUE(mamba::fused_step_supported(model, state));
+  EXPECT_TRUE(mamba_step_supported(model.fused_step_inputs(state)));
   InferenceState strided = model.new_state(2);  // a non-contiguous SSM state
   const int64_t N = strided.layers[1].ssm_state.size(2);
   strided.layers[1].ssm_state = zeros({2, N, strided.layers[1].ssm_state.size(1)}).transpose(1, 2);
-  EXPECT_FALSE(mamba::fused_step_supported(model, strided));
+  EXPECT_FALSE(mamba_step_supported(model.fused_step_inputs(strided)));
   const Tensor tokens = tensor({int64_t{1}, int64_t{2}});
   EXPECT_TRUE(test::throws_error([&] { model.step(tokens, strided); }, "selective_scan_step", "contiguous"));
-  EXPECT_TRUE(test::throws_error([&] { mamba::fused_step(model, tokens, strided); }, "fused_step",
-                                 "contiguous CPU tensor"));
+  EXPECT_TRUE(test::throws_error([&] { mamba_step(tokens, model.fused_step_inputs(strided), strided.workspace); },
+                                 "mamba_step: layers[1].ssm_state", "must be contiguous"));
   InferenceState wrong_dtype = model.new_state(2);
   wrong_dtype.layers[0].conv_state = wrong_dtype.layers[0].conv_state.to(DType::Float64);
-  EXPECT_FALSE(mamba::fused_step_supported(model, wrong_dtype));
+  EXPECT_FALSE(mamba_step_supported(model.fused_step_inputs(wrong_dtype)));
   EXPECT_TRUE(test::throws_error([&] { model.step(tokens, wrong_dtype); }, "causal_conv1d_step"));
-  EXPECT_FALSE(mamba::fused_step_supported(model, InferenceState{}));
+  InferenceState none;
+  EXPECT_FALSE(mamba_step_supported(model.fused_step_inputs(none)));
+}
+
+// The op has no CUDA kernel: it says so by name, and MambaLM::step on a GPU composes the step from
+// ops instead (CudaBackend.GenerationStepsOnTheGpuMatchTheCpu compares it with the CPU).
+TEST(FusedStep, OnAGpuTheOpSaysItHasNoKernelAndTheModelComposesTheStep) {
+  MG_SKIP_WITHOUT_CUDA();
+  Generator gen(26);
+  MambaLM model(cases()[1].config, gen);
+  InferenceState cpu_state = model.new_state(1);
+  const Tensor cpu_logits = model.step(tensor({int64_t{3}}), cpu_state);
+  model.to(Device::cuda(0));
+  InferenceState state = model.new_state(1);
+  EXPECT_FALSE(mamba_step_supported(model.fused_step_inputs(state)));
+  EXPECT_TRUE(test::throws_error(
+      [&] { mamba_step(tensor({int64_t{3}}).to(Device::cuda(0)), model.fused_step_inputs(state), state.workspace); },
+      "mamba_step: no CUDA kernel yet", "cuda:0"));
+  const Tensor logits = model.step(tensor({int64_t{3}}).to(Device::cuda(0)), state);
+  EXPECT_EQ(logits.device(), Device::cuda(0));
+  EXPECT_TRUE(test::all_close(logits.to(Device::cpu()), cpu_logits, 1e-5, 1e-4));
 }
 
 TEST(FusedStep, BadInputsAreClearErrors) {
@@ -168,14 +187,19 @@ TEST(FusedStep, BadInputsAreClearErrors) {
   MambaLM model(cases()[0].config, gen);
   InferenceState state = model.new_state(2);
   EXPECT_TRUE(test::throws_error([&] { model.step(from_vector(std::vector<int64_t>{1, 11}, {2}), state); },
-                                 "MambaLM.step", "outside the vocabulary"));
+                                 "mamba_step", "outside the vocabulary"));
   EXPECT_TRUE(test::throws_error([&] { model.step(from_vector(std::vector<int64_t>{1, -1}, {2}), state); },
-                                 "MambaLM.step", "outside the vocabulary"));
+                                 "mamba_step", "outside the vocabulary"));
   EXPECT_TRUE(test::throws_error([&] { model.step(from_vector(std::vector<int64_t>{1, 2, 3}, {3}), state); },
-                                 "MambaLM.step", "need states"));
-  EXPECT_TRUE(test::throws_error([&] { model.step(ones({2}), state); }, "MambaLM.step", "int64"));
+                                 "mamba_step", "need states"));
+  EXPECT_TRUE(test::throws_error([&] { model.step(ones({2}), state); }, "mamba_step", "int64"));
   EXPECT_TRUE(test::throws_error([&] { model.step(zeros({2, 1}, {.dtype = DType::Int64}), state); },
-                                 "MambaLM.step", "(B)"));
+                                 "mamba_step", "(B)"));
+  // The op reads raw memory: every tensor's shape is checked against the sizes the others give.
+  MambaStepModel inputs = model.fused_step_inputs(state);
+  inputs.layers[2].x_weight = zeros({3, 4});
+  EXPECT_TRUE(test::throws_error([&] { mamba_step(tensor({int64_t{1}, int64_t{2}}), inputs, state.workspace); },
+                                 "mamba_step: layers[2].x_weight must be", "got [3, 4]"));
 }
 
 }  // namespace
