@@ -2,27 +2,23 @@
 // is produced. The model is one of our checkpoints (--checkpoint; it says which kind of model it
 // holds) or a pretrained Hugging Face Mamba directory (--model). Mamba continues with its
 // recurrent step (O(1) work and memory per token), GPT with its KV cache (work and memory growing
-// with the position).
+// with the position). On a GPU (--device cuda) a session whose step is fixed-shape (Mamba's) is
+// captured once in a CUDA graph and replayed per token (apps/common/token_stepper.h); a growing one
+// (GPT's) runs eagerly. Sampling stays on the host: only the logits row comes back per token.
 #include "apps/generate.h"
 
 #include "apps/cli_checks.h"
 
-#include <chrono>
 #include <cstdio>
 #include <memory>
 
+#include "apps/common/device_option.h"
+#include "apps/common/generation.h"
 #include "apps/common/model_loading.h"
-#include "apps/common/sampling.h"
 #include "autograd/grad_mode.h"
 #include "ops/cpu/parallel.h"
-#include "ops/view.h"
-#include "tensor/factory.h"
 
 namespace mg::apps {
-
-namespace {
-std::vector<float> as_vector(const Tensor& logits) { return logits.reshape({-1}).to_vector<float>(); }  // (1, V)
-}  // namespace
 
 void add_generate_command(CLI::App& app) {
   struct Flags {
@@ -34,6 +30,7 @@ void add_generate_command(CLI::App& app) {
     SamplingOptions sampling;
     uint64_t seed = 0;
     int threads = 1;
+    std::string device = "cpu";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a trained checkpoint (Mamba or GPT) or a pretrained model");
@@ -53,19 +50,21 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", flags->sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()
       ->check(CLI::Range(1e-9, 1.0));
   cmd->add_option("--seed", flags->seed, "Random seed of the sampler")->capture_default_str();
+  cmd->add_option("--device", flags->device, "Where to run the model: cpu, cuda (GPU 0) or cuda:N")
+      ->capture_default_str();
   cmd->add_option("--threads", flags->threads,
                   "CPU threads (2 gives ~1.6x on an idle 2-core machine; keep 1 when the cores are busy)")
       ->capture_default_str()->check(kPositive);
   cmd->callback([flags] {
     validate(flags->sampling);
+    const Device device = device_from_flag(flags->device);
     set_num_threads(flags->threads);
     NoGradGuard no_grad;
     LoadedModel loaded = load_model(flags->model_dir, flags->model_dir.empty() ? flags->checkpoint : "");
+    loaded.model->to(device);
     loaded.model->eval();
     MG_CHECK(!flags->prompt.empty(), "generate: --prompt must not be empty");
     std::vector<int64_t> prompt = loaded.tokenizer->encode(flags->prompt);
-    MG_CHECK(!prompt.empty(), "generate: the prompt encodes to no tokens");
-    Generator gen(flags->seed);
     text::StreamDecoder stream(*loaded.tokenizer);
     auto print = [](const std::string& text) {
       std::fwrite(text.data(), 1, text.size(), stdout);
@@ -73,26 +72,24 @@ void add_generate_command(CLI::App& app) {
     };
 
     print(flags->prompt);
-    auto start = std::chrono::steady_clock::now();
-    std::unique_ptr<GenerationSession> session = loaded.model->start_generation(1);
-    std::vector<float> logits = as_vector(session->feed(from_vector(prompt, {1, static_cast<int64_t>(prompt.size())})));
-    auto after_prompt = std::chrono::steady_clock::now();
-    int64_t generated = 0;
-    for (int64_t i = 0; i < flags->max_new_tokens; ++i) {
-      int64_t token = sample_token(logits, flags->sampling, gen);
-      ++generated;
-      if (loaded.eos_token_id && token == *loaded.eos_token_id && !flags->ignore_eos) break;
-      // A padded vocabulary's extra rows have no text: print nothing for them.
-      if (token < loaded.tokenizer->vocab_size()) print(stream.push(token));
-      if (i + 1 < flags->max_new_tokens) logits = as_vector(session->feed(tensor({token}).reshape({1, 1})));
-    }
+    GenerationOptions options{.max_new_tokens = flags->max_new_tokens, .sampling = flags->sampling,
+                              .seed = flags->seed, .eos_token_id = flags->ignore_eos ? std::nullopt : loaded.eos_token_id,
+                              .device = device};
+    GenerationStats stats;
+    const std::vector<int64_t> generated = generate_tokens(
+        *loaded.model, prompt, options,
+        [&](int64_t token, const std::vector<float>&) {
+          // Not the end of text; nor a padded vocabulary's extra rows, which have no text.
+          if (token != options.eos_token_id && token < loaded.tokenizer->vocab_size()) print(stream.push(token));
+        },
+        &stats);
     print(stream.finish());
-    auto end = std::chrono::steady_clock::now();
-    double prompt_s = std::chrono::duration<double>(after_prompt - start).count();
-    double gen_s = std::chrono::duration<double>(end - after_prompt).count();
-    std::fprintf(stderr, "\n[generate: prompt of %zu tokens in %.3f s; %ld new tokens in %.3f s = %.1f tokens/s]\n",
-                 prompt.size(), prompt_s, static_cast<long>(generated), gen_s,
-                 static_cast<double>(generated) / std::max(gen_s, 1e-9));
+    const std::string memory = device_memory_note(device);
+    std::fprintf(stderr, "\n[generate: prompt of %zu tokens in %.3f s; %zu new tokens in %.3f s = %.1f tokens/s%s%s%s%s]\n",
+                 prompt.size(), stats.prompt_seconds, generated.size(), stats.generate_seconds,
+                 static_cast<double>(generated.size()) / std::max(stats.generate_seconds, 1e-9),
+                 device.is_cuda() ? " on " : "", device.is_cuda() ? device.str().c_str() : "",
+                 stats.replayed ? " (CUDA graph)" : "", memory.empty() ? "" : (", " + memory).c_str());
   });
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "apps/common/device_option.h"
 #include "apps/common/text_dataset.h"
 #include "apps/common/trainer.h"
 #include "ops/cpu/parallel.h"
@@ -22,6 +23,7 @@ void add_train_command(CLI::App& app) {
     int threads = 0;
     bool resume = false;
     std::string resume_from;
+    std::string device = "cpu";
   };
   auto flags = std::make_shared<Flags>();
   TrainOptions& o = flags->options;
@@ -68,6 +70,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--log-every", o.log_every, "Steps between progress lines")->capture_default_str()->check(kPositive);
   cmd->add_option("--threads", flags->threads, "CPU threads (default: OMP_NUM_THREADS or all cores)")
       ->check(kPositive);
+  cmd->add_option("--device", flags->device, "Where to train: cpu, cuda (GPU 0) or cuda:N")->capture_default_str();
+  cmd->add_flag("--tf32", o.tf32, "GPU: float32 matmuls on TF32 tensor cores (faster; ~1e-3 relative error in "
+                                  "products; off by default)");
   cmd->add_flag("--resume", flags->resume,
                 "Continue from <out>/checkpoint.safetensors: the same run (its model, steps, schedule, batches, seed, "
                 "data); flags given again override those");
@@ -115,6 +120,7 @@ void add_train_command(CLI::App& app) {
       std::replace(name.begin(), name.end(), '-', '_');
       options.given.insert(name);
     }
+    options.device = device_from_flag(flags->device);
     options.validate();  // bad flags fail before the data is looked for
     if (options.model_kind == "gpt" && options.resume.empty()) options.gpt.validate();
     train(options);

@@ -20,6 +20,14 @@ class GenerationSession {
   virtual Tensor feed(const Tensor& tokens) = 0;
   virtual int64_t position() const = 0;     // tokens fed so far
   virtual int64_t state_bytes() const = 0;  // memory the session needs for its state right now
+  // Whether the one-token step is fixed-shape and replayable: after the prompt, feed() of one
+  // token per sequence (B, 1) runs the same work on tensors at the same addresses at every
+  // position (the state updated in place, nothing growing with the position, no value read back
+  // to the host), so a device may record it once and replay it for every later token (a CUDA
+  // graph: apps/common/token_stepper.h). Mamba's recurrent step is; a KV cache growing with the
+  // position is not, and runs eagerly. A replay repeats only the device work, not feed()'s
+  // bookkeeping on the host: position() then counts the feed() calls, not the replays.
+  virtual bool step_is_replayable() const { return false; }
 };
 
 class LanguageModel : public nn::Module {

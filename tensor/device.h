@@ -21,6 +21,10 @@ struct Device {
 
 inline std::ostream& operator<<(std::ostream& out, const Device& device) { return out << device.str(); }
 
+// "cpu", "cuda" (GPU 0) or "cuda:N", as Device::str() writes them. Throws mg::Error quoting the
+// text for anything else. Says nothing about whether that GPU exists (cuda_device_count() does).
+Device parse_device(const std::string& text);
+
 // True when this build has CUDA support and at least one GPU is visible.
 bool cuda_is_available();
 // Number of visible GPUs (0 in a CPU-only build).

@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 #include "apps/common/checkpoint.h"
+#include "apps/common/device_option.h"
 #include "apps/common/loss_plot.h"
 #include "apps/common/model_kinds.h"
 #include "apps/common/model_loading.h"
 #include "apps/common/text_dataset.h"
 #include "autograd/grad_mode.h"
+#include "cuda/runtime.h"
 #include "nn/atomic_file.h"
 #include "nn/clip_grad.h"
 #include "tensor/json_integer.h"
@@ -24,6 +26,7 @@
 #include "nn/optim/adamw.h"
 #include "nn/optim/param_groups.h"
 #include "nn/sha256.h"
+#include "ops/indexing.h"
 
 namespace mg::apps {
 
@@ -47,6 +50,7 @@ void TrainOptions::validate() const {
            "\" (known: mamba, gpt)");
   MG_CHECK(init_from.empty() || model_kind == "mamba", "train: --init-from fine-tunes a Hugging Face Mamba directory; ",
            "it does not apply to --model ", model_kind);
+  MG_CHECK(!tf32 || device.is_cuda(), "train: --tf32 applies to a GPU (--device cuda), not to ", device);
   MG_CHECK(model_kind != "gpt" || seq_len <= gpt.n_positions, "train: --seq-len ", seq_len,
            " exceeds the GPT's context window n_positions = ", gpt.n_positions, " (--n-positions)");
 }
@@ -121,15 +125,24 @@ std::string duration(double seconds) {
   return buf;
 }
 
+// The values of 0-d tensors on one device, read to the host in one copy (one wait for the device).
+std::vector<double> read_scalars(const TensorList& scalars) {
+  TensorList rows;
+  for (const Tensor& s : scalars) rows.push_back(s.reshape({1}));
+  return concat(rows, 0).to_vector<double>();
+}
+
 double evaluate(LanguageModel& model, const std::vector<int64_t>& ids, const TrainOptions& o) {
   NoGradGuard no_grad;
   model.eval();  // no dropout
-  double total = 0;
+  TensorList losses;  // on the device until all are queued
   for (int64_t i = 0; i < o.eval_batches; ++i) {
     Batch b = fixed_batch(ids, o.batch, o.seq_len, i, o.eval_batches);
-    total += model.loss(b.inputs, b.targets).item<double>();
+    losses.push_back(model.loss(b.inputs.to(o.device), b.targets.to(o.device)));
   }
   model.train();
+  double total = 0;
+  for (double loss : read_scalars(losses)) total += loss;
   return total / static_cast<double>(o.eval_batches);
 }
 
@@ -218,6 +231,18 @@ TrainResult run_training(RunStart& run, const std::string& text) {
   TrainOptions& options = run.options;
   options.data_sha256 = text_sha256;
   LoadedCheckpoint resumed = run.resumed ? std::move(*run.resumed) : LoadedCheckpoint{};
+  // TF32 for this run only: the setting is the process's (a test may train several models).
+  struct Tf32Scope {
+    bool on, before = false;
+    explicit Tf32Scope(bool turn_on) : on(turn_on) {
+      if (!on) return;
+      before = cuda::allow_tf32();
+      cuda::set_allow_tf32(true);
+    }
+    ~Tf32Scope() {
+      if (on) cuda::set_allow_tf32(before);
+    }
+  } tf32(options.tf32);
   fs::create_directories(options.out_dir);
   const fs::path out(options.out_dir);
   TrainResult result;
@@ -261,6 +286,8 @@ TrainResult run_training(RunStart& run, const std::string& text) {
     model = make_model(options.model_kind, config, init_gen);
   }
   TextSplits data = split_90_10(tokenizer->encode(text));
+  model->to(options.device);  // before the optimizer, whose state lives on its parameters' device
+  if (options.device.is_cuda()) cuda::reset_peak_memory_stats(options.device.index);
   optim::AdamW optimizer(optim::weight_decay_groups(model->named_parameters(), options.lr, options.weight_decay), adam);
   if (!options.resume.empty()) {
     optimizer.load_state_dict(resumed.optimizer);
@@ -299,60 +326,80 @@ TrainResult run_training(RunStart& run, const std::string& text) {
   };
   const auto start = Clock::now();
   int64_t step = result.first_step;
+  // Each step's loss stays on the device (0-d) until a value is needed: reading it every step
+  // would make the host wait for the GPU every step. Read together, checked in step order.
+  TensorList unread;  // the losses of steps step - unread.size() + 1 .. step
+  auto read_losses = [&] {
+    if (unread.empty()) return;
+    const std::vector<double> values = read_scalars(unread);  // the host waits for the device here
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (!std::isfinite(values[i])) {
+        if (options.progress && tty) std::fprintf(stderr, "\n");
+        throw Error(str("train: the loss became ", values[i], " at step ", step - static_cast<int64_t>(values.size() - i) + 1,
+                        "; stopping. The last checkpoint (",
+                        fs::exists(result.checkpoint_path) ? result.checkpoint_path : std::string("none written yet"),
+                        ") is left as it was"));
+      }
+      result.losses.push_back(values[i]);
+      window_loss += values[i];
+      ++window_steps;
+    }
+    unread.clear();
+  };
   if (options.progress)
-    std::fprintf(stderr, "train: %s, %ld parameters, %zu train / %zu val tokens, %ld steps of %ld x %ld tokens\n",
+    std::fprintf(stderr, "train: %s, %ld parameters, %zu train / %zu val tokens, %ld steps of %ld x %ld tokens, on %s\n",
                  model->kind().c_str(), static_cast<long>(model->num_parameters()), data.train.size(), data.val.size(),
-                 static_cast<long>(options.steps), static_cast<long>(options.batch), static_cast<long>(options.seq_len));
+                 static_cast<long>(options.steps), static_cast<long>(options.batch), static_cast<long>(options.seq_len),
+                 options.device.str().c_str());
   while (step < options.steps) {
     double lr = schedule.lr(step);
     optimizer.set_lr(lr);
     Batch batch = random_batch(data.train, options.batch, options.seq_len, batch_gen);
-    Tensor loss = model->loss(batch.inputs, batch.targets);
-    double value = loss.item<double>();
-    if (!std::isfinite(value)) {
-      if (options.progress && tty) std::fprintf(stderr, "\n");
-      throw Error(str("train: the loss became ", value, " at step ", step + 1, "; stopping. The last checkpoint (",
-                      fs::exists(result.checkpoint_path) ? result.checkpoint_path : std::string("none written yet"),
-                      ") is left as it was"));
-    }
+    Tensor loss = model->loss(batch.inputs.to(options.device), batch.targets.to(options.device));
     optimizer.zero_grad();
     loss.backward();
     Tensor grad_norm = options.clip > 0 ? nn::clip_grad_norm_(params, options.clip) : nn::grad_norm(params);
     optimizer.step();
     ++step;
-    result.losses.push_back(value);
-    window_loss += value;
-    ++window_steps;
+    unread.push_back(loss.detach());
 
+    bool out_of_time = options.time_budget_s > 0 && std::chrono::duration<double>(Clock::now() - start).count() >=
+                                                        options.time_budget_s;
+    bool last = step == options.steps || out_of_time;
+    bool log = step % options.log_every == 0 || last, evaluating = step % options.eval_every == 0 || last;
+    bool saving = step % options.save_every == 0 || last;
+    // On the CPU a loss is ready when the step returns: read it at once (a NaN stops the run there).
+    if (options.device.is_cpu() || log || evaluating || saving) read_losses();
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     double tokens = static_cast<double>((step - result.first_step) * options.batch * options.seq_len);
     result.tokens_per_second = tokens / std::max(elapsed, 1e-9);
-    bool out_of_time = options.time_budget_s > 0 && elapsed >= options.time_budget_s;
-    bool last = step == options.steps || out_of_time;
-    if (step % options.log_every == 0 || last) {
+    if (log) {
       json line{{"step", step}, {"train_loss", window_loss / window_steps}, {"lr", lr}, {"grad_norm", grad_norm.item<double>()},
                 {"tokens_per_second", result.tokens_per_second}, {"elapsed_s", elapsed}};
+      if (options.device.is_cuda())
+        line["gpu_peak_bytes"] = cuda::memory_stats(options.device.index).peak_allocated_bytes;
       metrics << line.dump() << "\n" << std::flush;
       if (options.progress) {
         double eta = elapsed / static_cast<double>(step - result.first_step) * static_cast<double>(options.steps - step);
-        std::fprintf(stderr, "%sstep %ld/%ld | loss %.4f | lr %.2e | %.1fk tok/s | %s elapsed | ETA %s%s",
+        const std::string memory = device_memory_note(options.device);
+        std::fprintf(stderr, "%sstep %ld/%ld | loss %.4f | lr %.2e | %.1fk tok/s | %s%s%s elapsed | ETA %s%s",
                      tty ? "\r\033[K" : "", static_cast<long>(step), static_cast<long>(options.steps),
-                     window_loss / window_steps, lr, result.tokens_per_second / 1000, duration(elapsed).c_str(),
-                     duration(eta).c_str(), tty ? "" : "\n");
+                     window_loss / window_steps, lr, result.tokens_per_second / 1000, memory.c_str(),
+                     memory.empty() ? "" : " | ", duration(elapsed).c_str(), duration(eta).c_str(), tty ? "" : "\n");
       }
       if (step % options.log_every == 0) {  // (a run's off-cadence last line leaves the window to a resume)
         window_loss = 0;
         window_steps = 0;
       }
     }
-    if (step % options.eval_every == 0 || last) {
+    if (evaluating) {
       result.val_loss = evaluate(*model, data.val, options);
       const double eval_elapsed = std::chrono::duration<double>(Clock::now() - start).count();
       metrics << json{{"step", step}, {"val_loss", result.val_loss}, {"elapsed_s", eval_elapsed}}.dump() << "\n"
               << std::flush;
       if (options.progress) std::fprintf(stderr, "%sstep %ld: val loss %.4f\n", tty ? "\n" : "", static_cast<long>(step), result.val_loss);
     }
-    if (step % options.save_every == 0 || last) save(step);
+    if (saving) save(step);
     if (out_of_time) {
       result.stopped_by_time_budget = step < options.steps;
       break;

@@ -10,6 +10,7 @@
 
 #include "models/gpt/config.h"
 #include "models/mamba/config.h"
+#include "tensor/device.h"
 
 namespace mg::apps {
 
@@ -41,6 +42,10 @@ struct TrainOptions {
   // user gave again.
   std::set<std::string> given;
   bool progress = true;  // the live progress line on stderr
+  // Where the model trains (--device). Checkpoints are the same files on every device: a run may
+  // resume, or its checkpoint generate, on another one (bit-identical continuation needs the same).
+  Device device = Device::cpu();
+  bool tf32 = false;  // --tf32: float32 matmuls on the GPU's TF32 tensor cores (cuda/runtime.h)
 
   void validate() const;  // throws mg::Error naming the option
   // The options that shape the run, as stored in a checkpoint (JSON names = flag names with '_').
@@ -68,7 +73,9 @@ TrainResult train(const TrainOptions& options);
 // Trains on `text` (split 90/10 into train/val). Writes into out_dir: checkpoint.safetensors
 // (every save_every steps and at the end), metrics.jsonl (a line per log_every steps and per
 // evaluation), loss.svg (at the end). Throws mg::Error when the loss turns NaN or Inf, naming the
-// step; the last checkpoint written stays as it was.
+// step; the last checkpoint written stays as it was. On a GPU the host does not wait for each
+// step: the losses stay on the device and are read (and checked) together at every progress line,
+// evaluation and checkpoint.
 TrainResult train(const TrainOptions& options, const std::string& text);
 
 }  // namespace mg::apps

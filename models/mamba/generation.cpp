@@ -29,6 +29,7 @@ class MambaGeneration : public GenerationSession {
     return logits;  // (B, vocab)
   }
   int64_t position() const override { return position_; }
+  bool step_is_replayable() const override { return true; }  // MambaLM::step updates the state in place
   int64_t state_bytes() const override { return state_.state_bytes(); }
 
  private:
