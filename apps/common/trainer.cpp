@@ -171,8 +171,9 @@ void write_loss_plot(const fs::path& metrics, const fs::path& svg, const std::st
     auto j = json::parse(line, nullptr, false);
     if (j.is_discarded()) continue;
     double step = j.value("step", 0.0);
-    if (j.contains("train_loss")) train.points.emplace_back(step, j["train_loss"].get<double>());
-    if (j.contains("val_loss")) val.points.emplace_back(step, j["val_loss"].get<double>());
+    // A non-finite loss is written as null (JSON has no NaN): no point for it.
+    if (j.contains("train_loss") && j["train_loss"].is_number()) train.points.emplace_back(step, j["train_loss"].get<double>());
+    if (j.contains("val_loss") && j["val_loss"].is_number()) val.points.emplace_back(step, j["val_loss"].get<double>());
   }
   nn::write_file_atomically(svg.string(), loss_curve_svg({train, val}, title));
 }
@@ -368,8 +369,7 @@ TrainResult run_training(RunStart& run, const std::string& text) {
     bool last = step == options.steps || out_of_time;
     bool log = step % options.log_every == 0 || last, evaluating = step % options.eval_every == 0 || last;
     bool saving = step % options.save_every == 0 || last;
-    // On the CPU a loss is ready when the step returns: read it at once (a NaN stops the run there).
-    if (options.device.is_cpu() || log || evaluating || saving) read_losses();
+    if (log || evaluating || saving) read_losses();  // before a checkpoint: a NaN never gets saved
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     double tokens = static_cast<double>((step - result.first_step) * options.batch * options.seq_len);
     result.tokens_per_second = tokens / std::max(elapsed, 1e-9);

@@ -73,9 +73,9 @@ TrainResult train(const TrainOptions& options);
 // Trains on `text` (split 90/10 into train/val). Writes into out_dir: checkpoint.safetensors
 // (every save_every steps and at the end), metrics.jsonl (a line per log_every steps and per
 // evaluation), loss.svg (at the end). Throws mg::Error when the loss turns NaN or Inf, naming the
-// step; the last checkpoint written stays as it was. On a GPU the host does not wait for each
-// step: the losses stay on the device and are read (and checked) together at every progress line,
-// evaluation and checkpoint.
+// step; the last checkpoint written stays as it was. The host does not wait for each step (on a
+// GPU, the device runs behind it): the losses stay where they were computed and are read (and
+// checked) together at every progress line, evaluation and checkpoint.
 TrainResult train(const TrainOptions& options, const std::string& text);
 
 }  // namespace mg::apps

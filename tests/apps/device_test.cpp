@@ -1,7 +1,7 @@
-// --device in the programs. On every machine: the flag's parsing and its errors, --tf32's, and the
-// repository's model configs. On a GPU (skipped with a printed reason without one): training
-// repeats bit for bit run after run and follows the CPU, a resumed run repeats an unbroken one, a
-// NaN is named at the step where it first happened although losses are read only at log points,
+// --device in the programs. On every machine: the flag's parsing and its errors, --tf32's, the
+// repository's model configs, and a NaN named at its step although losses are read only at log
+// points (on the CPU, and on a GPU when there is one). On a GPU (skipped with a printed reason
+// without one): training repeats bit for bit run after run and follows the CPU, a resumed run repeats an unbroken one,
 // checkpoints move between devices, and generation on the GPU (Mamba's step replayed from a CUDA
 // graph, GPT's eager) follows the CPU token for token.
 #include <gtest/gtest.h>
@@ -164,20 +164,32 @@ TEST(TrainOnGpu, ResumeContinuesBitIdentically) {
   }
 }
 
-TEST(TrainOnGpu, ANonFiniteLossIsNamedAtTheStepWhereItFirstHappened) {
-  MG_SKIP_WITHOUT_CUDA();
-  const fs::path dir = fresh_dir("nan");
-  TrainOptions bad = tiny("mamba", kGpu, dir);
-  bad.steps = 12, bad.lr = 1e30, bad.min_lr = 1e29, bad.warmup = 0, bad.clip = 0;  // explodes within a few steps
-  bad.eval_every = bad.save_every = 1000;
-  bad.log_every = 1;  // every loss read when its step ends
-  const std::string every_step = train_error(bad);
-  bad.log_every = 1000;  // every loss read once, at the last step
-  const std::string at_the_end = train_error(bad);
-  ASSERT_NE(every_step.find("the loss became"), std::string::npos) << every_step;
-  const std::string step = every_step.substr(every_step.find(" at step "), every_step.find(';') - every_step.find(" at step "));
-  EXPECT_NE(step, " at step 12");  // it happened before the end, so the late read had to look back
-  EXPECT_NE(at_the_end.find(step + ";"), std::string::npos) << at_the_end << " vs" << step;
+// The losses are read at log, evaluation and save steps only; a NaN is still named at the step
+// where it first happened, on every device.
+TEST(TrainOnEveryDevice, ANonFiniteLossIsNamedAtTheStepWhereItFirstHappened) {
+  for (Device device : test::test_devices()) {
+    SCOPED_TRACE(device.str());
+    const fs::path dir = fresh_dir("nan");
+    TrainOptions bad = tiny("mamba", device, dir);
+    bad.lr = 1e30, bad.min_lr = 1e29, bad.warmup = 0, bad.clip = 0;  // explodes within a few steps
+    bad.eval_every = bad.save_every = bad.log_every = 1000;           // losses read at the last step only
+    // The first step whose loss is not finite: the shortest run that fails (runs repeat bit for bit).
+    int64_t first_bad = 0;
+    std::string message;
+    for (int64_t steps = 1; steps <= 12 && message.empty(); ++steps) {
+      bad.steps = steps;
+      message = train_error(bad);
+      first_bad = steps;
+    }
+    ASSERT_NE(message.find("the loss became"), std::string::npos) << message;
+    EXPECT_NE(message.find(str(" at step ", first_bad, ";")), std::string::npos) << message;
+    ASSERT_LT(first_bad, 10);
+    bad.steps = 12;  // read at step 12: the read must look back to the first bad step
+    EXPECT_NE(train_error(bad).find(str(" at step ", first_bad, ";")), std::string::npos);
+    // The checkpoint is the last finite run's: the failing runs saved nothing.
+    ASSERT_GT(first_bad, 1);
+    EXPECT_EQ(load_checkpoint((dir / "checkpoint.safetensors").string()).info.step, first_bad - 1);
+  }
 }
 
 // Greedy tokens after "the c" from a loaded model on `device`, with the logits each was chosen from.
@@ -199,18 +211,19 @@ Greedy greedy(LoadedModel loaded, Device device, int64_t n, const std::string& p
   return out;
 }
 
-// The same tokens with logits that agree to float rounding, up to a position where the reference's
-// two best logits were within rounding of each other (another device may then pick either one).
+// The same tokens with logits that agree to 1e-3 (float rounding, carried through the recurrence;
+// a wrong state or token is off by far more), up to a position where the reference's two best
+// logits were within that of each other (another device may then pick either one).
 void expect_same_greedy(const Greedy& reference, const Greedy& other) {
   ASSERT_EQ(other.tokens.size(), reference.tokens.size());
   for (size_t i = 0; i < reference.tokens.size(); ++i) {
     const std::vector<float>& r = reference.logits[i];
     const int64_t V = static_cast<int64_t>(r.size());
-    ASSERT_TRUE(test::all_close(from_vector(other.logits[i], {V}), from_vector(r, {V}), 1e-4, 1e-4)) << "token " << i;
+    ASSERT_TRUE(test::all_close(from_vector(other.logits[i], {V}), from_vector(r, {V}), 1e-3, 1e-3)) << "token " << i;
     if (other.tokens[i] == reference.tokens[i]) continue;
     std::vector<float> sorted = r;
     std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
-    ASSERT_LT(sorted[0] - sorted[1], 1e-4) << "token " << i << ": " << other.tokens[i] << " instead of "
+    ASSERT_LT(sorted[0] - sorted[1], 4e-3) << "token " << i << ": " << other.tokens[i] << " instead of "
                                            << reference.tokens[i] << " with no near tie";
     return;
   }
