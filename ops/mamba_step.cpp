@@ -2,6 +2,9 @@
 // (ops/cpu/mamba_step.cpp). The math is in ops/mamba_step.h.
 #include "ops/mamba_step.h"
 
+#include <algorithm>
+#include <array>
+
 #include "autograd/grad_mode.h"
 #include "ops/cpu/mamba_step.h"
 #include "tensor/factory.h"
@@ -19,14 +22,23 @@ struct NamedInput {
   bool required;
 };
 
-std::vector<NamedInput> inputs_of(const MambaStepLayer& l) {
-  return {{"norm_weight", &l.norm_weight, true}, {"in_weight", &l.in_weight, true},
-          {"in_bias", &l.in_bias, false},        {"conv_weight", &l.conv_weight, true},
-          {"conv_bias", &l.conv_bias, false},    {"x_weight", &l.x_weight, true},
-          {"dt_weight", &l.dt_weight, true},     {"dt_bias", &l.dt_bias, true},
-          {"A", &l.A, true},                     {"D", &l.D, true},
-          {"out_weight", &l.out_weight, true},   {"out_bias", &l.out_bias, false},
-          {"conv_state", &l.conv_state, true},   {"ssm_state", &l.ssm_state, true}};
+std::array<NamedInput, 14> inputs_of(const MambaStepLayer& l) {
+  return {{{"norm_weight", &l.norm_weight, true}, {"in_weight", &l.in_weight, true},
+           {"in_bias", &l.in_bias, false},        {"conv_weight", &l.conv_weight, true},
+           {"conv_bias", &l.conv_bias, false},    {"x_weight", &l.x_weight, true},
+           {"dt_weight", &l.dt_weight, true},     {"dt_bias", &l.dt_bias, true},
+           {"A", &l.A, true},                     {"D", &l.D, true},
+           {"out_weight", &l.out_weight, true},   {"out_bias", &l.out_bias, false},
+           {"conv_state", &l.conv_state, true},   {"ssm_state", &l.ssm_state, true}}};
+}
+
+// The checks run at every token, so they format nothing (and allocate nothing) unless one fails.
+std::string tensor_name(int64_t layer, const char* name) {
+  return layer < 0 ? std::string(name) : str("layers[", layer, "].", name);
+}
+
+bool has_shape(const Tensor& t, std::initializer_list<int64_t> sizes) {
+  return std::equal(t.shape().begin(), t.shape().end(), sizes.begin(), sizes.end());
 }
 
 // Why the kernel cannot run these tensors ("" when it can).
@@ -34,26 +46,27 @@ std::string unsupported_reason(const MambaStepModel& m) {
   if (m.layers.empty()) return "the model has no layers";
   if (!m.embeddings.defined() || !m.norm_f_weight.defined()) return "embeddings and norm_f_weight are required";
   const DType dtype = m.embeddings.dtype();
+  const Device device = m.embeddings.device();
   if (dtype != DType::Float32 && dtype != DType::Float64)
     return str("expected float32 or float64 weights, got ", dtype_name(dtype));
-  if (m.embeddings.device().is_cuda())
-    return str("no CUDA kernel yet (tensors on ", m.embeddings.device(),
+  if (device.is_cuda())
+    return str("no CUDA kernel yet (tensors on ", device,
                "); on a GPU the step is composed from ops (MambaLM::step does so) and replayed in a CUDA graph");
-  auto usable = [&](const Tensor& t, const std::string& name) -> std::string {
-    if (t.device() != m.embeddings.device()) return str(name, " is on ", t.device(), ", the embeddings on ", m.embeddings.device());
-    if (t.dtype() != dtype) return str(name, " is ", dtype_name(t.dtype()), ", the embeddings ", dtype_name(dtype));
-    if (!t.is_contiguous()) return str(name, " ", t.shape(), " must be contiguous");
-    return "";
+  auto unusable = [&](const Tensor& t, int64_t layer, const char* name) -> std::string {
+    if (t.device() == device && t.dtype() == dtype && t.is_contiguous()) return "";
+    const std::string what = tensor_name(layer, name);
+    if (t.device() != device) return str(what, " is on ", t.device(), ", the embeddings on ", device);
+    if (t.dtype() != dtype) return str(what, " is ", dtype_name(t.dtype()), ", the embeddings ", dtype_name(dtype));
+    return str(what, " ", t.shape(), " must be contiguous");
   };
-  if (std::string why = usable(m.norm_f_weight, "norm_f_weight"); !why.empty()) return why;
+  if (std::string why = unusable(m.norm_f_weight, -1, "norm_f_weight"); !why.empty()) return why;
   for (size_t i = 0; i < m.layers.size(); ++i)
     for (const NamedInput& in : inputs_of(m.layers[i])) {
-      const std::string name = str("layers[", i, "].", in.name);
       if (!in.tensor->defined()) {
-        if (in.required) return name + " is required";
+        if (in.required) return tensor_name(static_cast<int64_t>(i), in.name) + " is required";
         continue;
       }
-      if (std::string why = usable(*in.tensor, name); !why.empty()) return why;
+      if (std::string why = unusable(*in.tensor, static_cast<int64_t>(i), in.name); !why.empty()) return why;
     }
   return "";
 }
@@ -68,27 +81,28 @@ cpu::MambaStepSizes sizes_of(const Tensor& tokens, const MambaStepModel& m) {
   const cpu::MambaStepSizes s{.batch = tokens.size(0), .d_model = m.embeddings.size(1), .d_inner = first.A.size(0),
                               .d_state = first.A.size(1), .d_conv = first.conv_weight.size(2),
                               .dt_rank = first.dt_weight.size(1), .vocab = m.embeddings.size(0)};
-  auto expect = [](const Tensor& t, const std::string& name, const Shape& shape) {
-    MG_CHECK(!t.defined() || t.shape() == shape, kOp, ": ", name, " must be ", shape, ", got ", t.shape());
+  auto expect = [](const Tensor& t, int64_t layer, const char* name, std::initializer_list<int64_t> sizes) {
+    MG_CHECK(!t.defined() || has_shape(t, sizes), kOp, ": ", tensor_name(layer, name), " must be ", Shape(sizes),
+             ", got ", t.shape());
   };
-  expect(m.norm_f_weight, "norm_f_weight", {s.d_model});
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    const MambaStepLayer& l = m.layers[i];
-    const std::string at = str("layers[", i, "].");
-    expect(l.norm_weight, at + "norm_weight", {s.d_model});
-    expect(l.in_weight, at + "in_weight", {2 * s.d_inner, s.d_model});
-    expect(l.in_bias, at + "in_bias", {2 * s.d_inner});
-    expect(l.conv_weight, at + "conv_weight", {s.d_inner, 1, s.d_conv});
-    expect(l.conv_bias, at + "conv_bias", {s.d_inner});
-    expect(l.x_weight, at + "x_weight", {s.x_dbl(), s.d_inner});
-    expect(l.dt_weight, at + "dt_weight", {s.d_inner, s.dt_rank});
-    expect(l.dt_bias, at + "dt_bias", {s.d_inner});
-    expect(l.A, at + "A", {s.d_inner, s.d_state});
-    expect(l.D, at + "D", {s.d_inner});
-    expect(l.out_weight, at + "out_weight", {s.d_model, s.d_inner});
-    expect(l.out_bias, at + "out_bias", {s.d_model});
-    MG_CHECK(l.conv_state.shape() == Shape({s.batch, s.d_inner, s.d_conv}) &&
-                 l.ssm_state.shape() == Shape({s.batch, s.d_inner, s.d_state}),
+  expect(m.norm_f_weight, -1, "norm_f_weight", {s.d_model});
+  for (size_t li = 0; li < m.layers.size(); ++li) {
+    const MambaStepLayer& l = m.layers[li];
+    const auto i = static_cast<int64_t>(li);
+    expect(l.norm_weight, i, "norm_weight", {s.d_model});
+    expect(l.in_weight, i, "in_weight", {2 * s.d_inner, s.d_model});
+    expect(l.in_bias, i, "in_bias", {2 * s.d_inner});
+    expect(l.conv_weight, i, "conv_weight", {s.d_inner, 1, s.d_conv});
+    expect(l.conv_bias, i, "conv_bias", {s.d_inner});
+    expect(l.x_weight, i, "x_weight", {s.x_dbl(), s.d_inner});
+    expect(l.dt_weight, i, "dt_weight", {s.d_inner, s.dt_rank});
+    expect(l.dt_bias, i, "dt_bias", {s.d_inner});
+    expect(l.A, i, "A", {s.d_inner, s.d_state});
+    expect(l.D, i, "D", {s.d_inner});
+    expect(l.out_weight, i, "out_weight", {s.d_model, s.d_inner});
+    expect(l.out_bias, i, "out_bias", {s.d_model});
+    MG_CHECK(has_shape(l.conv_state, {s.batch, s.d_inner, s.d_conv}) &&
+                 has_shape(l.ssm_state, {s.batch, s.d_inner, s.d_state}),
              kOp, ": tokens ", tokens.shape(), " need states ", Shape({s.batch, s.d_inner, s.d_conv}), " (conv) and ",
              Shape({s.batch, s.d_inner, s.d_state}), " (ssm), got ", l.conv_state.shape(), " and ",
              l.ssm_state.shape(), " in layer ", i);
