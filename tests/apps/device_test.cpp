@@ -278,6 +278,7 @@ TEST(TrainOnGpu, CheckpointsMoveBetweenDevices) {
   TrainOptions gpu_on_cpu = tiny("mamba", Device::cpu(), dir / "gpu"), cpu_on_gpu = tiny("mamba", kGpu, dir / "cpu");
   gpu_on_cpu.steps = cpu_on_gpu.steps = 44;
   gpu_on_cpu.resume = gpu_run.checkpoint_path, cpu_on_gpu.resume = cpu_run.checkpoint_path;
+  gpu_on_cpu.given = cpu_on_gpu.given = {"steps"};  // as --steps 44 on the command line: the schedule grows
   for (const TrainOptions* o : {&gpu_on_cpu, &cpu_on_gpu}) {
     const TrainResult resumed = train(*o, text());
     EXPECT_EQ(resumed.first_step, 40);
