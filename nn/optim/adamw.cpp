@@ -75,7 +75,7 @@ void AdamW::update_all(std::vector<Update>& updates) {
         {u.param.raw_data(), u.grad.raw_data(), u.state->slots[0].raw_data(), u.state->slots[1].raw_data(),
          u.param.numel(), k.decay_factor, k.step_size, k.bias_correction2_sqrt});
   }
-  for (const auto& [where, tensors] : launches)
+  for ([[maybe_unused]] const auto& [where, tensors] : launches)  // unused without CUDA
     MG_CUDA_DISPATCH(cuda::adamw_step(where.second, tensors, options.beta1, options.beta2, options.eps, where.first));
 }
 
