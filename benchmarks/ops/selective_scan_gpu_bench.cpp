@@ -2,7 +2,8 @@
 // N = 16, with z, D_skip, delta_bias and softplus; L = 512, 2048, 8192), forward alone and forward
 // + backward, timed with CUDA events. bytes/s counts the floor's bytes: u, delta, z, B, C read
 // once and y written once (forward); for forward + backward also dy read and du, ddelta, dz, dB,
-// dC written. The official kernel's times on the same card are in benchmarks/RESULTS.md.
+// dC written; x_floor is the time's multiple of those bytes at the H200's 4.26 TB/s. The official
+// kernel's times on the same card are in benchmarks/RESULTS.md.
 // `small_batch` keeps B L = 32,768 tokens and shrinks the batch to 1: the parallelism left when
 // a long sequence comes alone (each recurrence runs along L; only B and D spread over the GPU).
 //   ./selective_scan_gpu_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -51,15 +52,23 @@ void BM_scan_gpu(benchmark::State& state, bool backward) {
   };
   for (int i = 0; i < 3; ++i) run();
   cuda::Event start, end;
+  double seconds = 0;
   for (auto _ : state) {
     start.record();
     run();
     end.record();
-    state.SetIterationTime(cuda::Event::elapsed_ms(start, end) / 1000.0);
+    const double s = cuda::Event::elapsed_ms(start, end) / 1000.0;
+    seconds += s;
+    state.SetIterationTime(s);
   }
   const int64_t bdl = B * D * L * 4, bnl = B * N * L * 4;
   const int64_t bytes = backward ? (4 * bdl + 2 * bnl) + (4 * bdl + 2 * bnl) : 4 * bdl + 2 * bnl;
   state.SetBytesProcessed(state.iterations() * bytes);
+  // The multiple of the memory floor: the time against those bytes moved once at the H200's
+  // measured copy bandwidth (benchmarks/RESULTS.md, "the CUDA backend").
+  constexpr double kHbmBytesPerSecond = 4.26e12;
+  state.counters["x_floor"] = seconds / static_cast<double>(state.iterations()) /
+                              (static_cast<double>(bytes) / kHbmBytesPerSecond);
 }
 
 BENCHMARK_CAPTURE(BM_scan_gpu, forward, false)

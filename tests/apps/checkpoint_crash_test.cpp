@@ -1,7 +1,9 @@
 // Checkpoints survive a crash at any moment: a child process (tests/apps/checkpoint_writer.cpp)
 // saves checkpoints in a loop and is killed with SIGKILL at random moments, a few hundred times:
-// after 0, 1 or 2 saves it reports complete, plus a random 0-15 ms (during its start-up, its
-// next save's checksums, writes, fsync or rename). After every kill the last complete checkpoint
+// after 0, 1 or 2 saves it reports complete, plus a random time up to one save's duration
+// (during its start-up, its next save's checksums, writes, fsync or rename). A save's duration is
+// measured from the writer's reports (at least 15 ms), so that the kills also land mid-write in a
+// slow build (AddressSanitizer's saves take several times longer). After every kill the last complete checkpoint
 // loads, holds one save's values throughout (every tensor equals its step), includes every save
 // the child reported, and at most one temporary file (the write the kill interrupted) is left.
 #include <signal.h>
@@ -9,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -55,6 +58,7 @@ TEST(CheckpointCrash, SigkillAtRandomMomentsNeverLosesTheLastCheckpoint) {
   int64_t last_step = 0, reported = 0;
   int interrupted_writes = 0;
   const int kills = 300;
+  int64_t save_us = 15000;  // the longest time between two reported saves seen so far
   for (int round = 0; round < kills; ++round) {
     int pipe_fds[2];
     ASSERT_EQ(::pipe(pipe_fds), 0);
@@ -68,12 +72,17 @@ TEST(CheckpointCrash, SigkillAtRandomMomentsNeverLosesTheLastCheckpoint) {
     ::close(pipe_fds[1]);
     ASSERT_EQ(spawned, 0) << "cannot start " << writer;
     const int64_t saves = gen.next_int(0, 3);
+    auto previous = std::chrono::steady_clock::now();
     for (int64_t s = 0; s < saves; ++s) {
       char done = 0;
       ASSERT_EQ(::read(pipe_fds[0], &done, 1), 1) << "round " << round << ": the writer ended before saving";
+      const auto now = std::chrono::steady_clock::now();
+      if (s > 0)
+        save_us = std::max<int64_t>(save_us, std::chrono::duration_cast<std::chrono::microseconds>(now - previous).count());
+      previous = now;
     }
     reported += saves;
-    std::this_thread::sleep_for(std::chrono::microseconds(gen.next_int(0, 15000)));
+    std::this_thread::sleep_for(std::chrono::microseconds(gen.next_int(0, save_us)));
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     ::close(pipe_fds[0]);
     int status = 0;
@@ -95,8 +104,9 @@ TEST(CheckpointCrash, SigkillAtRandomMomentsNeverLosesTheLastCheckpoint) {
     ASSERT_GE(c.info.step, last_step + saves) << "round " << round << ": a reported save was lost";
     last_step = c.info.step;
   }
-  std::printf("%d kills: %d interrupted a write; the checkpoints reached step %ld (%ld saves reported)\n", kills,
-              interrupted_writes, static_cast<long>(last_step), static_cast<long>(reported));
+  std::printf("%d kills: %d interrupted a write; the checkpoints reached step %ld (%ld saves reported; a save took "
+              "up to %ld us)\n", kills, interrupted_writes, static_cast<long>(last_step), static_cast<long>(reported),
+              static_cast<long>(save_us));
   EXPECT_GT(interrupted_writes, 0) << "no kill landed mid-write: the test did not test that case";
   fs::remove_all(dir);
 }
