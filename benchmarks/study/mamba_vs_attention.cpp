@@ -21,6 +21,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "apps/common/device_option.h"
 #include "apps/common/loss_plot.h"
 #include "apps/common/text_dataset.h"
 #include "apps/common/trainer.h"
@@ -187,7 +188,7 @@ int main(int argc, char** argv) {
         study::report(results, output);
       }
     } else {
-      const Device device = study::parse_device(device_name);
+      const Device device = apps::device_from_flag(device_name, "--device");
       output.gpu = device.is_cuda();
       const study::ModelPair pair = study::ModelPair::named(models.empty() ? study::ModelPair::default_for(device)
                                                                            : models);

@@ -38,19 +38,6 @@ std::shared_ptr<LanguageModel> make_study_model(const std::string& kind, const M
   return model;
 }
 
-Device parse_device(const std::string& name) {
-  if (name == "cpu") return Device::cpu();
-  int index = 0;
-  if (name != "cuda") {
-    char rest = 0;
-    MG_CHECK(std::sscanf(name.c_str(), "cuda:%d%c", &index, &rest) == 1 && index >= 0,
-             "--device: expected cpu, cuda or cuda:N, got '", name, "'");
-  }
-  MG_CHECK(cuda_is_available(), "--device ", name, ": no CUDA GPU here (a build without CUDA, or no GPU visible)");
-  MG_CHECK(index < cuda_device_count(), "--device ", name, ": there are ", cuda_device_count(), " GPUs");
-  return Device::cuda(index);
-}
-
 std::string Output::file(const std::string& stem, const std::string& extension) const {
   return stem + (gpu ? "_cuda" : "") + "." + extension;
 }

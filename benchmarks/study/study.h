@@ -43,9 +43,6 @@ struct ModelPair {
 std::shared_ptr<LanguageModel> make_study_model(const std::string& kind, const ModelPair& pair, int64_t positions,
                                                 Device device, Generator& gen);
 
-// "cpu", "cuda" or "cuda:N"; throws mg::Error when the name is unknown or no such GPU is there.
-Device parse_device(const std::string& name);
-
 // Where a part writes: JSON (what it measured), a Markdown table to paste into
 // docs/mamba_vs_attention.md, and SVG plots. A GPU's files carry "cuda" in their names, so they
 // never replace the CPU's.
