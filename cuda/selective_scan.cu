@@ -24,10 +24,32 @@
 // over the batch (dA, dD_skip, ddelta_bias) are written per batch item and summed in a second
 // pass. Every sum has a fixed order, so the gradients have the same bits on every run: there is no
 // atomicAdd anywhere.
+//
+// Parallelism along L. Each recurrence runs along L, so batch x channels x states is all the
+// parallelism above; a long sequence that comes alone (batch 1-4) leaves most of the card idle.
+// Then the sequence is split into S segments of whole chunks (segment_plan), and the blocks are
+// (batch, segment, group, tile): each direction runs in three launches, the chunked form of the
+// associative scan (h -> dA h + b composes to h -> P h + e over a segment):
+//   forward:  1. each segment but the last from a zero state (segment 0 from h0), states only:
+//                its end state e_s and sum of delta' (P_s = exp(A sum delta'));
+//             2. one thread per (b, d, n) carries the entering states over the segments in order,
+//                H_{s+1} = P_s H_s + e_s;
+//             3. the full forward of every segment from H_s (y, checkpoints, the last state).
+//   backward: 1. each segment but the first from a zero adjoint at its end, the adjoint alone
+//                (carry := dA_t (carry + gy_t C_t)) back to its start: g_s, and P_s;
+//             2. the adjoint entering each segment from its end, in reverse order,
+//                G_{s-1} = g_s + P_s G_s (G_{S-1} = dlast);
+//             3. the full backward of every segment from G_s; sums over the batch become sums
+//                over (batch, segment) items.
+// About 1.5x the forward's work and 1.2x the backward's, for S times the blocks: used only below
+// kFewBlocks blocks. The plan depends on the shapes alone, so the bits do too (not on the GPU).
+//
 // The variants tried are in cuda/dev/ (selective_scan_N.cu), their timings in benchmarks/RESULTS.md.
 #include "cuda/device_math.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
+#include "cuda/scan_segments.h"
+#include "tensor/device_backend.h"
 
 namespace mg::cuda {
 
@@ -100,6 +122,44 @@ Plan make_plan(const ScanSizes& s, size_t element, bool backward) {
   return p;
 }
 
+// The split along L (see the top). A launch of fewer than kFewBlocks blocks (under two a
+// multiprocessor of an H100/H200) is split into segments until it has about kSegmentTarget
+// blocks, each segment at least kMinSegmentChunks chunks (512 steps: the extra passes cost about
+// a third of the scan, worth paying only where a sequence is long enough to leave the card idle).
+// The constants are measured (benchmarks/RESULTS.md, "the selective scan split along L"): at
+// B = 16 (384 forward blocks) a split only costs; at B = 1-4 more segments gain up to ~1,000 blocks.
+// ScopedScanSegments (cuda/scan_segments.h) fixes the count for tests and benchmarks.
+constexpr int64_t kFewBlocks = 256;
+constexpr int64_t kSegmentTarget = 1024;
+constexpr int64_t kMinSegmentChunks = 32;
+
+struct Segments {
+  int64_t count = 1;   // S
+  int64_t chunks = 0;  // chunks per segment (the last one may have fewer)
+};
+
+Segments segment_plan(const ScanSizes& s, int64_t blocks) {
+  const int64_t chunks = (s.seqlen + kChunk - 1) / kChunk;
+  int64_t wanted = ScopedScanSegments::count();
+  if (wanted <= 0) wanted = blocks >= kFewBlocks ? 1 : (kSegmentTarget + blocks - 1) / blocks;
+  int64_t per = std::max<int64_t>((chunks + wanted - 1) / wanted, 1);
+  if (ScopedScanSegments::count() <= 0) per = std::max(per, kMinSegmentChunks);
+  return {(chunks + per - 1) / per, per};
+}
+
+// What the kernels of a split scan read and write besides the scan's own arguments, per
+// (batch, segment) item: the forward's first pass writes `end` (B S, D, N) and `dsum` (B S, D),
+// its carry writes `start` (B S, D, N), the state entering each segment; the backward's passes
+// do the same with the adjoint (end: the adjoint at a segment's start from a zero one at its end;
+// start: the adjoint entering a segment from its end). All nullptr when S = 1.
+template <class T>
+struct SegmentArgs {
+  int64_t count = 1, chunks = 0;
+  T* end = nullptr;
+  T* dsum = nullptr;
+  T* start = nullptr;
+};
+
 // exp(dt a) as exp2(dt a2) with a2 = a log2(e) prepared once per state: the hardware's ex2,
 // where expf first reduces its argument (several instructions more per step), and exp2f adds
 // three instructions (a compare and two predicated multiplies) to produce results below 2^-126.
@@ -127,27 +187,34 @@ __device__ T softplus_grad(T x) {
   return x > T(20) ? T(1) : dsigmoid(x);
 }
 
-// Where a block is: its batch item, group, first channel and number of channels.
+// Where a block is: its batch item, segment, group, first channel and number of channels; `item`
+// is (batch, segment) as one index, and [c_begin, c_end) the segment's chunks.
 struct BlockPlace {
-  int64_t b, g, tile, d0;
+  int64_t b, seg, item, g, tile, d0, c_begin, c_end;
   int nch;
 };
 
-__device__ inline BlockPlace place_block(const ScanSizes& s, int dc, int64_t tiles) {
+__device__ inline BlockPlace place_block(const ScanSizes& s, int dc, int64_t tiles, int64_t seg_count,
+                                         int64_t seg_chunks) {
   BlockPlace p;
   const int64_t block = blockIdx.x;
   p.tile = block % tiles;
   p.g = (block / tiles) % s.groups;
-  p.b = block / (tiles * s.groups);
+  p.item = block / (tiles * s.groups);
+  p.b = p.item / seg_count;
+  p.seg = p.item % seg_count;
   const int64_t cpg = s.dim / s.groups;
   p.d0 = p.g * cpg + p.tile * dc;
   p.nch = static_cast<int>(min(static_cast<int64_t>(dc), cpg - p.tile * dc));
+  const int64_t chunks = (s.seqlen + kChunk - 1) / kChunk;
+  p.c_begin = seg_count == 1 ? 0 : p.seg * seg_chunks;
+  p.c_end = seg_count == 1 ? chunks : min(chunks, p.c_begin + seg_chunks);
   return p;
 }
 
 // Stages a chunk's per-channel inputs for the forward: u, delta' and z; and B, C of the block's
-// group. Arrays [channel][kPitch] / [n][kPitch].
-template <class T>
+// group (STATES_ONLY: u, delta' and B, what the states need). Arrays [channel][kPitch] / [n][kPitch].
+template <bool STATES_ONLY, class T>
 __device__ void stage_chunk(const ScanInputs<T>& in, const BlockPlace& p, int64_t t0, int len, T* u_s, T* dt_s,
                             T* z_s, T* B_s, T* C_s) {
   const ScanSizes& s = in.size;
@@ -158,7 +225,7 @@ __device__ void stage_chunk(const ScanInputs<T>& in, const BlockPlace& p, int64_
     const T raw = in.delta[idx] + (in.delta_bias ? in.delta_bias[d] : T(0));
     u_s[c * kPitch + t] = in.u[idx];
     dt_s[c * kPitch + t] = in.delta_softplus ? dsoftplus(raw) : raw;
-    z_s[c * kPitch + t] = in.z ? in.z[idx] : T(0);
+    if (!STATES_ONLY) z_s[c * kPitch + t] = in.z ? in.z[idx] : T(0);
   }
   for (int i = threadIdx.x; i < s.dstate * kChunk; i += blockDim.x) {
     const int64_t n = i / kChunk;
@@ -166,14 +233,19 @@ __device__ void stage_chunk(const ScanInputs<T>& in, const BlockPlace& p, int64_
     if (t >= len) continue;
     const int64_t idx = ((p.b * s.groups + p.g) * s.dstate + n) * s.seqlen + t0 + t;
     B_s[n * kPitch + t] = in.Bm[idx];
-    C_s[n * kPitch + t] = in.Cm[idx];
+    if (!STATES_ONLY) C_s[n * kPitch + t] = in.Cm[idx];
   }
 }
 
 // EXACT: the exact zero-order hold of B (hold = delta' exprel(delta' a)), else hold = delta'.
-template <class T, int LN, int SPT, bool EXACT>
+// One block walks its segment's chunks [c_begin, c_end) (all of L unless the scan is split).
+// STATES_ONLY: the split forward's first pass: the states alone, from h0 (segment 0) or zero; the
+// segment's end state and sum of delta' go to seg.end and seg.dsum; the last segment has nothing to
+// do. Otherwise the state entering the segment is h_start[item] (nullptr: zero), and the block
+// writes y, its chunks' checkpoints and <C, h> (when asked) and, in the last segment, last_state.
+template <class T, int LN, int SPT, bool EXACT, bool STATES_ONLY>
 __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* checkpoints, T* y_pre, int dc,
-                                    int64_t tiles) {
+                                    int64_t tiles, const T* h_start, SegmentArgs<T> seg) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T* u_s = reinterpret_cast<T*>(shared_bytes);  // [dc][kPitch]
   T* dt_s = u_s + dc * kPitch;
@@ -183,7 +255,8 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
   T* C_s = B_s + in.size.dstate * kPitch;
 
   const ScanSizes& s = in.size;
-  const BlockPlace p = place_block(s, dc, tiles);
+  const BlockPlace p = place_block(s, dc, tiles, seg.count, seg.chunks);
+  if (STATES_ONLY && p.seg == seg.count - 1) return;  // the whole block: before any barrier
   const int c = threadIdx.x / LN, lane = threadIdx.x % LN;
   const bool active = c < p.nch;
   const int64_t d = p.d0 + c, L = s.seqlen;
@@ -197,19 +270,24 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
     const bool real = active && n < N;
     a[k] = real ? in.A[d * N + n] : T(0);
     a2[k] = a[k] * kLog2e<T>;
-    h[k] = real && in.h0 ? in.h0[(p.b * s.dim + d) * N + n] : T(0);
+    if (STATES_ONLY) {
+      h[k] = real && p.seg == 0 && in.h0 ? in.h0[(p.b * s.dim + d) * N + n] : T(0);
+    } else {
+      h[k] = real && h_start ? h_start[(p.item * s.dim + d) * N + n] : T(0);
+    }
   }
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+  T dsum = T(0);  // STATES_ONLY: the segment's sum of delta'
+  for (int64_t chunk = p.c_begin; chunk < p.c_end; ++chunk) {
     const int64_t t0 = chunk * kChunk;
     const int len = static_cast<int>(min(static_cast<int64_t>(kChunk), L - t0));
-    if (checkpoints && active) {
+    if (!STATES_ONLY && checkpoints && active) {
 #pragma unroll
       for (int k = 0; k < SPT; ++k) {
         const int n = lane + k * LN;
         if (n < N) checkpoints[((p.b * s.dim + d) * chunks + chunk) * N + n] = h[k];
       }
     }
-    stage_chunk(in, p, t0, len, u_s, dt_s, z_s, B_s, C_s);
+    stage_chunk<STATES_ONLY>(in, p, t0, len, u_s, dt_s, z_s, B_s, C_s);
     __syncthreads();
 #pragma unroll  // unrolled, so that one step's shuffles overlap the next steps' arithmetic
     for (int t = 0; t < kChunk; ++t) {
@@ -217,6 +295,7 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
       T acc = T(0);
       if (active) {
         const T u = u_s[c * kPitch + t], dt = dt_s[c * kPitch + t], dtu = dt * u;
+        if (STATES_ONLY) dsum += dt;
 #pragma unroll
         for (int k = 0; k < SPT; ++k) {
           const int n = lane + k * LN;
@@ -225,26 +304,37 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
           const T Bn = B_s[n * kPitch + t];
           // The same expressions as the backward's recomputation of the states (backward_chunk).
           h[k] = EXACT ? dA * h[k] + dt * dexprel(dt * a[k], dA) * Bn * u : dA * h[k] + dtu * Bn;
-          acc += C_s[n * kPitch + t] * h[k];
+          if (!STATES_ONLY) acc += C_s[n * kPitch + t] * h[k];
         }
       }
+      if (STATES_ONLY) continue;
       acc = lane_sum<LN>(acc);  // every lane of the warp takes part
       if (active && lane == 0) ypre_s[c * kPitch + t] = acc;
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < p.nch * kChunk; i += blockDim.x) {
-      const int cc = i / kChunk, t = i % kChunk;
-      if (t >= len) continue;
-      const int64_t dd = p.d0 + cc, idx = (p.b * s.dim + dd) * L + t0 + t;
-      const T ch = ypre_s[cc * kPitch + t];  // <C_t, h_t>
-      if (y_pre) y_pre[idx] = ch;
-      T out = ch + (in.D_skip ? in.D_skip[dd] * u_s[cc * kPitch + t] : T(0));
-      if (in.z) out *= dsilu(z_s[cc * kPitch + t]);
-      y[idx] = out;
+    if (!STATES_ONLY) {
+      for (int i = threadIdx.x; i < p.nch * kChunk; i += blockDim.x) {
+        const int cc = i / kChunk, t = i % kChunk;
+        if (t >= len) continue;
+        const int64_t dd = p.d0 + cc, idx = (p.b * s.dim + dd) * L + t0 + t;
+        const T ch = ypre_s[cc * kPitch + t];  // <C_t, h_t>
+        if (y_pre) y_pre[idx] = ch;
+        T out = ch + (in.D_skip ? in.D_skip[dd] * u_s[cc * kPitch + t] : T(0));
+        if (in.z) out *= dsilu(z_s[cc * kPitch + t]);
+        y[idx] = out;
+      }
+      __syncthreads();  // the next chunk restages the arrays
     }
-    __syncthreads();  // the next chunk restages the arrays
   }
-  if (active) {
+  if (!active) return;
+  if (STATES_ONLY) {
+#pragma unroll
+    for (int k = 0; k < SPT; ++k) {
+      const int n = lane + k * LN;
+      if (n < N) seg.end[(p.item * s.dim + d) * N + n] = h[k];
+    }
+    if (lane == 0) seg.dsum[p.item * s.dim + d] = dsum;
+  } else if (p.seg == seg.count - 1) {
 #pragma unroll
     for (int k = 0; k < SPT; ++k) {
       const int n = lane + k * LN;
@@ -253,18 +343,128 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
   }
 }
 
+// The forward's carry over segments (see the top), one thread per (b, d, n): start[b, 0] = h0,
+// start[b, s + 1] = exp(a sum delta'_s) start[b, s] + end[b, s] (end[b, 0] already began at h0).
+template <class T>
+__global__ void scan_carry_forward_kernel(ScanSizes s, const T* A, const T* h0, SegmentArgs<T> seg) {
+  const int64_t DN = s.dim * s.dstate, S = seg.count;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < s.batch * DN; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t b = i / DN, dn = i % DN, d = dn / s.dstate;
+    const T a2 = A[dn] * kLog2e<T>;
+    seg.start[b * S * DN + dn] = h0 ? h0[i] : T(0);
+    T H = seg.end[b * S * DN + dn];
+    for (int64_t sg = 1; sg < S; ++sg) {
+      const int64_t item = b * S + sg;
+      seg.start[item * DN + dn] = H;
+      if (sg + 1 < S) H = exp2_ftz(seg.dsum[item * s.dim + d] * a2) * H + seg.end[item * DN + dn];
+    }
+  }
+}
+
+// The split backward's first pass (see the top), on the forward's plan: for each segment but the
+// first, the adjoint recurrence alone from zero at the segment's end back to its start,
+//   carry := dA_t (carry + gy_t C_t),   gy = dy silu(z) (as the backward's staging computes it),
+// written to seg.end, with the segment's sum of delta' to seg.dsum. Shared: delta', gy [dc][kPitch],
+// C [N][kPitch].
+template <class T, int LN, int SPT>
+__global__ void scan_adjoint_kernel(ScanInputs<T> in, const T* dy, int dc, int64_t tiles, SegmentArgs<T> seg) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T* dt_s = reinterpret_cast<T*>(shared_bytes);
+  T* gy_s = dt_s + dc * kPitch;
+  T* C_s = gy_s + dc * kPitch;
+  const ScanSizes& s = in.size;
+  const BlockPlace p = place_block(s, dc, tiles, seg.count, seg.chunks);
+  if (p.seg == 0) return;  // the whole block: before any barrier
+  const int c = threadIdx.x / LN, lane = threadIdx.x % LN;
+  const bool active = c < p.nch;
+  const int64_t d = p.d0 + c, L = s.seqlen;
+  const int N = static_cast<int>(s.dstate);
+  T a2[SPT], carry[SPT];
+#pragma unroll
+  for (int k = 0; k < SPT; ++k) {
+    const int n = lane + k * LN;
+    a2[k] = active && n < N ? in.A[d * N + n] * kLog2e<T> : T(0);
+    carry[k] = T(0);
+  }
+  T dsum = T(0);
+  for (int64_t chunk = p.c_end - 1; chunk >= p.c_begin; --chunk) {
+    const int64_t t0 = chunk * kChunk;
+    const int len = static_cast<int>(min(static_cast<int64_t>(kChunk), L - t0));
+    for (int i = threadIdx.x; i < p.nch * kChunk; i += blockDim.x) {
+      const int cc = i / kChunk, t = i % kChunk;
+      if (t >= len) continue;
+      const int64_t dd = p.d0 + cc, idx = (p.b * s.dim + dd) * L + t0 + t;
+      const T raw = in.delta[idx] + (in.delta_bias ? in.delta_bias[dd] : T(0));
+      dt_s[cc * kPitch + t] = in.delta_softplus ? dsoftplus(raw) : raw;
+      T gy = dy ? dy[idx] : T(0);
+      if (in.z) gy = gy * in.z[idx] * dsigmoid(in.z[idx]);
+      gy_s[cc * kPitch + t] = gy;
+    }
+    for (int i = threadIdx.x; i < N * kChunk; i += blockDim.x) {
+      const int n = i / kChunk, t = i % kChunk;
+      if (t < len) C_s[n * kPitch + t] = in.Cm[((p.b * s.groups + p.g) * s.dstate + n) * L + t0 + t];
+    }
+    __syncthreads();
+    if (active) {
+#pragma unroll
+      for (int t = kChunk - 1; t >= 0; --t) {
+        if (t >= len) continue;
+        const T dt = dt_s[c * kPitch + t], gy = gy_s[c * kPitch + t];
+        dsum += dt;
+#pragma unroll
+        for (int k = 0; k < SPT; ++k) {
+          const int n = lane + k * LN;
+          if (n < N) carry[k] = exp2_ftz(dt * a2[k]) * (carry[k] + gy * C_s[n * kPitch + t]);
+        }
+      }
+    }
+    __syncthreads();  // the next chunk restages the arrays
+  }
+  if (!active) return;
+#pragma unroll
+  for (int k = 0; k < SPT; ++k) {
+    const int n = lane + k * LN;
+    if (n < N) seg.end[(p.item * s.dim + d) * N + n] = carry[k];
+  }
+  if (lane == 0) seg.dsum[p.item * s.dim + d] = dsum;
+}
+
+// The backward's carry over segments (see the top), one thread per (b, d, n), last segment first:
+// start[b, S - 1] = dlast, start[b, s - 1] = end[b, s] + exp(a sum delta'_s) start[b, s].
+template <class T>
+__global__ void scan_carry_backward_kernel(ScanSizes s, const T* A, const T* dlast, SegmentArgs<T> seg) {
+  const int64_t DN = s.dim * s.dstate, S = seg.count;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < s.batch * DN; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t b = i / DN, dn = i % DN, d = dn / s.dstate;
+    const T a2 = A[dn] * kLog2e<T>;
+    T G = dlast ? dlast[i] : T(0);
+    for (int64_t sg = S - 1; sg >= 1; --sg) {
+      const int64_t item = b * S + sg;
+      seg.start[item * DN + dn] = G;
+      G = seg.end[item * DN + dn] + exp2_ftz(seg.dsum[item * s.dim + d] * a2) * G;
+    }
+    seg.start[b * S * DN + dn] = G;
+  }
+}
+
 // The workspace of the backward: per-tile sums of dB and dC over the tile's channels
-// (B, G, tiles, 2, N, L), then per-batch-item dA (B, D, N), dD_skip (B, D), ddelta_bias (B, D).
+// (B, G, tiles, 2, N, L), then per-(batch, segment) dA (B S, D, N), dD_skip (B S, D),
+// ddelta_bias (B S, D); when split (S > 1), the segments' adjoints (SegmentArgs: end, start
+// (B S, D, N) and dsum (B S, D)).
 struct Workspace {
-  int64_t bc, dA, dD, dbias, total;
+  int64_t bc, dA, dD, dbias, seg_end, seg_start, seg_dsum, total;
 };
-Workspace workspace_layout(const ScanSizes& s, int64_t tiles) {
+Workspace workspace_layout(const ScanSizes& s, int64_t tiles, int64_t seg_count) {
   Workspace w;
+  const int64_t items = s.batch * seg_count, split = seg_count > 1 ? items : 0;
   w.bc = 0;
   w.dA = s.batch * s.groups * tiles * 2 * s.dstate * s.seqlen;
-  w.dD = w.dA + s.batch * s.dim * s.dstate;
-  w.dbias = w.dD + s.batch * s.dim;
-  w.total = w.dbias + s.batch * s.dim;
+  w.dD = w.dA + items * s.dim * s.dstate;
+  w.dbias = w.dD + items * s.dim;
+  w.seg_end = w.dbias + items * s.dim;
+  w.seg_start = w.seg_end + split * s.dim * s.dstate;
+  w.seg_dsum = w.seg_start + split * s.dim * s.dstate;
+  w.total = w.seg_dsum + split * s.dim;
   return w;
 }
 
@@ -441,8 +641,8 @@ constexpr int kBackwardBlocksPerSM = sizeof(T) == 4 && LN == 8 && SPT <= 2 ? 3 :
 
 template <class T, int LN, int SPT, bool EXACT>
 __global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>))
-    scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* dlast, ScanGrads<T> grads,
-                         T* work, Workspace w, int dc, int64_t tiles) {
+    scan_backward_kernel(ScanInputs<T> in, const T* checkpoints, const T* dy, const T* carry_start, ScanGrads<T> grads,
+                         T* work, Workspace w, int dc, int64_t tiles, int64_t seg_count, int64_t seg_chunks) {
   const ScanSizes& s = in.size;
   const int N = static_cast<int>(s.dstate);
   const int64_t L = s.seqlen;
@@ -458,7 +658,7 @@ __global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>
   const int64_t values = backward_shared_values(dc, NP, SPT, warps);
   for (int i = threadIdx.x; i < values; i += blockDim.x) ch_s[i] = T(0);
 
-  const BlockPlace p = place_block(s, dc, tiles);
+  const BlockPlace p = place_block(s, dc, tiles, seg_count, seg_chunks);
   const int c = threadIdx.x / LN, lane = threadIdx.x % LN;
   const bool active = c < p.nch;
   const int64_t d = p.d0 + c;
@@ -498,7 +698,7 @@ __global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>
     const bool real = active && state[k] < N;
     a[k] = real ? in.A[d * N + state[k]] : T(0);
     a2[k] = a[k] * kLog2e<T>;
-    carry[k] = real && dlast ? dlast[(p.b * s.dim + d) * N + state[k]] : T(0);
+    carry[k] = real && carry_start ? carry_start[(p.item * s.dim + d) * N + state[k]] : T(0);
     dA_acc[k] = T(0);
   }
   const int64_t row = ((p.b * s.groups + p.g) * tiles + p.tile) * 2;  // this tile's rows of dB, dC sums
@@ -594,22 +794,22 @@ __global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>
   };
 
   __syncthreads();  // the zeroed arrays
-  finish_and_stage(-1, chunks - 1);
+  finish_and_stage(-1, p.c_end - 1);
   __syncthreads();
-  for (int64_t chunk = chunks - 1; chunk >= 0; --chunk) {
+  for (int64_t chunk = p.c_end - 1; chunk >= p.c_begin; --chunk) {
     backward_chunk<T, LN, SPT, EXACT>(ch, Brow, hist_lane, xy_store, red_store, stores_xy, stores_red, keeps_y,
                                       keeps_c, a, a2, h_in, carry, dA_acc);
     __syncthreads();
-    finish_and_stage(chunk, chunk - 1);
+    finish_and_stage(chunk, chunk > p.c_begin ? chunk - 1 : -1);
     __syncthreads();
   }
   if (active) {
 #pragma unroll
     for (int k = 0; k < SPT; ++k) {
       if (state[k] >= N) continue;
-      const int64_t bdn = (p.b * s.dim + d) * N + state[k];
-      if (grads.dh0) grads.dh0[bdn] = carry[k];  // dL/dh_{-1} = dA_0 dh_0
-      work[w.dA + bdn] = dA_acc[k];
+      // dL/dh_{-1} = dA_0 dh_0, from the first segment
+      if (grads.dh0 && p.seg == 0) grads.dh0[(p.b * s.dim + d) * N + state[k]] = carry[k];
+      work[w.dA + (p.item * s.dim + d) * N + state[k]] = dA_acc[k];
     }
   }
   for (int cc = threadIdx.x; cc < p.nch; cc += blockDim.x) {
@@ -618,8 +818,8 @@ __global__ void __launch_bounds__(kMaxThreads, (kBackwardBlocksPerSM<T, LN, SPT>
       sum_D += ch_s[cc * kRow + kDD * kPitch + t];
       sum_bias += ch_s[cc * kRow + kDbias * kPitch + t];
     }
-    work[w.dD + p.b * s.dim + p.d0 + cc] = sum_D;
-    work[w.dbias + p.b * s.dim + p.d0 + cc] = sum_bias;
+    work[w.dD + p.item * s.dim + p.d0 + cc] = sum_D;
+    work[w.dbias + p.item * s.dim + p.d0 + cc] = sum_bias;
   }
 }
 
@@ -640,19 +840,20 @@ __global__ void scan_finish_bc_kernel(ScanGrads<T> grads, const T* work, Workspa
   }
 }
 
+// items: batch x segments.
 template <class T>
-__global__ void scan_finish_batch_kernel(ScanGrads<T> grads, const T* work, Workspace w, ScanSizes s) {
+__global__ void scan_finish_batch_kernel(ScanGrads<T> grads, const T* work, Workspace w, ScanSizes s, int64_t items) {
   const int64_t DN = s.dim * s.dstate;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < DN + s.dim; i += int64_t{gridDim.x} * blockDim.x) {
     if (i < DN) {  // dA[d, n]
       T sum = T(0);
-      for (int64_t b = 0; b < s.batch; ++b) sum += work[w.dA + b * DN + i];
+      for (int64_t b = 0; b < items; ++b) sum += work[w.dA + b * DN + i];
       grads.dA[i] = sum;
       continue;
     }
     const int64_t d = i - DN;
     T sum_D = T(0), sum_bias = T(0);
-    for (int64_t b = 0; b < s.batch; ++b) {
+    for (int64_t b = 0; b < items; ++b) {
       sum_D += work[w.dD + b * s.dim + d];
       sum_bias += work[w.dbias + b * s.dim + d];
     }
@@ -699,8 +900,35 @@ int64_t selective_scan_checkpoint_numel(const ScanSizes& s) {
 
 int64_t selective_scan_workspace_numel(const ScanSizes& s, DType dtype) {
   check_dstate(s);
-  return workspace_layout(s, make_plan(s, dtype_size(dtype), true).tiles).total;
+  const Plan plan = make_plan(s, dtype_size(dtype), true);
+  return workspace_layout(s, plan.tiles, segment_plan(s, s.batch * s.groups * plan.tiles).count).total;
 }
+
+namespace {
+
+// Device memory for the split forward's SegmentArgs, from the caching allocator; freed on the
+// host once the kernels are queued (the stream orders every later use after them).
+template <class T>
+struct SegmentBuffers {
+  SegmentArgs<T> args;
+  int device;
+  void* memory = nullptr;
+  SegmentBuffers(const ScanSizes& s, Segments seg, int dev) : device(dev) {
+    args.count = seg.count;
+    args.chunks = seg.chunks;
+    if (seg.count == 1) return;
+    const int64_t items = s.batch * seg.count, states = items * s.dim * s.dstate;
+    memory = device_malloc(static_cast<size_t>(2 * states + items * s.dim) * sizeof(T), device);
+    args.end = static_cast<T*>(memory);
+    args.start = args.end + states;
+    args.dsum = args.start + states;
+  }
+  ~SegmentBuffers() { device_free(memory, device); }
+  SegmentBuffers(const SegmentBuffers&) = delete;
+  SegmentBuffers& operator=(const SegmentBuffers&) = delete;
+};
+
+}  // namespace
 
 template <class T>
 void selective_scan_forward(const ScanInputs<T>& in, T* y, T* last_state, T* checkpoints, int device) {
@@ -710,17 +938,32 @@ void selective_scan_forward(const ScanInputs<T>& in, T* y, T* last_state, T* che
   DeviceGuard guard(device);
   const Plan plan = make_plan(s, sizeof(T), false);
   const int64_t blocks = s.batch * s.groups * plan.tiles;
+  SegmentBuffers<T> seg(s, segment_plan(s, blocks), device);
+  cudaStream_t stream = current_stream();
+  const unsigned grid = static_cast<unsigned>(blocks * seg.args.count);
   dispatch_plan(plan, [&]<int LN, int SPT>() {
-    T* y_pre = checkpoints ? checkpoints + checkpoint_states_numel(s) : nullptr;
-    auto launch = [&](auto kernel) {
-      allow_shared(kernel, plan.shared);
-      kernel<<<static_cast<unsigned>(blocks), plan.threads(), plan.shared, current_stream()>>>(
-          in, y, last_state, checkpoints, y_pre, plan.dc, plan.tiles);
-    };
-    if (in.exact_zoh_b) {
-      launch(scan_forward_kernel<T, LN, SPT, true>);
+    if constexpr (LN > 4) {  // not a forward plan (make_plan: at most 4 lanes a channel)
+      throw InternalError(str("selective_scan: no forward kernel for ", LN, " lanes x ", SPT, " states"));
     } else {
-      launch(scan_forward_kernel<T, LN, SPT, false>);
+      T* y_pre = checkpoints ? checkpoints + checkpoint_states_numel(s) : nullptr;
+      auto launch = [&](auto kernel, const T* h_start) {
+        allow_shared(kernel, plan.shared);
+        kernel<<<grid, plan.threads(), plan.shared, stream>>>(in, y, last_state, checkpoints, y_pre, plan.dc,
+                                                              plan.tiles, h_start, seg.args);
+      };
+      auto run = [&]<bool EXACT>() {
+        if (seg.args.count > 1) {
+          launch(scan_forward_kernel<T, LN, SPT, EXACT, true>, nullptr);
+          scan_carry_forward_kernel<T><<<grid_for(s.batch * s.dim * s.dstate, 256), 256, 0, stream>>>(s, in.A, in.h0,
+                                                                                                    seg.args);
+        }
+        launch(scan_forward_kernel<T, LN, SPT, EXACT, false>, seg.args.count > 1 ? seg.args.start : in.h0);
+      };
+      if (in.exact_zoh_b) {
+        run.template operator()<true>();
+      } else {
+        run.template operator()<false>();
+      }
     }
   });
   CUDA_CHECK_LAUNCH();
@@ -734,14 +977,38 @@ void selective_scan_backward(const ScanInputs<T>& in, const T* checkpoints, cons
   if (s.batch * s.dim == 0) return;
   DeviceGuard guard(device);
   const Plan plan = make_plan(s, sizeof(T), true);  // the plan selective_scan_workspace_numel sized for
-  const Workspace w = workspace_layout(s, plan.tiles);
   const int64_t blocks = s.batch * s.groups * plan.tiles;
+  const Segments segments = segment_plan(s, blocks);
+  const Workspace w = workspace_layout(s, plan.tiles, segments.count);
+  SegmentArgs<T> seg{segments.count, segments.chunks};
+  if (segments.count > 1) {
+    seg.end = workspace + w.seg_end;
+    seg.start = workspace + w.seg_start;
+    seg.dsum = workspace + w.seg_dsum;
+  }
   cudaStream_t stream = current_stream();
+  if (segments.count > 1) {  // the adjoint entering each segment from its end (see the top)
+    const Plan fplan = make_plan(s, sizeof(T), false);
+    const int64_t fblocks = s.batch * s.groups * fplan.tiles * segments.count;  // the same segments
+    const size_t shared = static_cast<size_t>((2 * fplan.dc + s.dstate) * kPitch) * sizeof(T);
+    dispatch_plan(fplan, [&]<int LN, int SPT>() {
+      if constexpr (LN > 4) {
+        throw InternalError(str("selective_scan: no adjoint kernel for ", LN, " lanes x ", SPT, " states"));
+      } else {
+        auto kernel = scan_adjoint_kernel<T, LN, SPT>;
+        allow_shared(kernel, shared);
+        kernel<<<static_cast<unsigned>(fblocks), fplan.threads(), shared, stream>>>(in, dy, fplan.dc, fplan.tiles, seg);
+      }
+    });
+    scan_carry_backward_kernel<T><<<grid_for(s.batch * s.dim * s.dstate, 256), 256, 0, stream>>>(s, in.A, dlast, seg);
+    CUDA_CHECK_LAUNCH();
+  }
+  const T* carry_start = segments.count > 1 ? seg.start : dlast;
   dispatch_plan(plan, [&]<int LN, int SPT>() {
     auto launch = [&](auto kernel) {
       allow_shared(kernel, plan.shared);
-      kernel<<<static_cast<unsigned>(blocks), plan.threads(), plan.shared, stream>>>(in, checkpoints, dy, dlast, grads,
-                                                                                   workspace, w, plan.dc, plan.tiles);
+      kernel<<<static_cast<unsigned>(blocks * segments.count), plan.threads(), plan.shared, stream>>>(
+          in, checkpoints, dy, carry_start, grads, workspace, w, plan.dc, plan.tiles, segments.count, segments.chunks);
     };
     if constexpr (LN < 8 && SPT > 1) {  // not a backward plan (make_plan: 8 lanes once N > 4)
       throw InternalError(str("selective_scan: no backward kernel for ", LN, " lanes x ", SPT, " states"));
@@ -754,8 +1021,8 @@ void selective_scan_backward(const ScanInputs<T>& in, const T* checkpoints, cons
   CUDA_CHECK_LAUNCH();
   scan_finish_bc_kernel<T><<<grid_for(s.batch * s.groups * s.dstate * s.seqlen, 256, 1 << 16), 256, 0, stream>>>(
       grads, workspace, w, s, plan.tiles);
-  scan_finish_batch_kernel<T><<<grid_for(s.dim * s.dstate + s.dim, 256, 1 << 16), 256, 0, stream>>>(grads, workspace,
-                                                                                                    w, s);
+  scan_finish_batch_kernel<T><<<grid_for(s.dim * s.dstate + s.dim, 256, 1 << 16), 256, 0, stream>>>(
+      grads, workspace, w, s, s.batch * segments.count);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -5,11 +5,14 @@
 // dC written; x_floor is the time's multiple of those bytes at the H200's 4.26 TB/s. The official
 // kernel's times on the same card are in benchmarks/RESULTS.md.
 // `small_batch` keeps B L = 32,768 tokens and shrinks the batch to 1: the parallelism left when
-// a long sequence comes alone (each recurrence runs along L; only B and D spread over the GPU).
+// a long sequence comes alone (each recurrence runs along L; only B and D spread over the GPU,
+// unless the kernels split L into segments). Its third argument fixes the number of segments
+// (cuda::ScopedScanSegments: 1 never splits; 0 is the kernels' own choice).
 //   ./selective_scan_gpu_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
 #include "cuda/runtime.h"
+#include "cuda/scan_segments.h"
 #include "mambagrad.h"
 
 namespace {
@@ -40,6 +43,7 @@ SelectiveScanResult scan(const ScanInputsOnGpu& in) {
 void BM_scan_gpu(benchmark::State& state, bool backward) {
   if (!cuda_is_available()) return state.SkipWithError("no CUDA GPU on this machine");
   const int64_t B = state.range(1), D = 1536, N = 16, L = state.range(0);
+  cuda::ScopedScanSegments segments(state.range(2));
   ScanInputsOnGpu in = make_inputs(B, D, L, N, backward);
   Tensor dy = backward ? ones({B, D, L}, {.device = Device::cuda(0)}) : Tensor();
   auto run = [&] {
@@ -72,11 +76,18 @@ void BM_scan_gpu(benchmark::State& state, bool backward) {
 }
 
 BENCHMARK_CAPTURE(BM_scan_gpu, forward, false)
-    ->Args({512, 16})->Args({2048, 16})->Args({8192, 16})->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Args({512, 16, 0})->Args({2048, 16, 0})->Args({8192, 16, 0})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_scan_gpu, forward_backward, true)
-    ->Args({512, 16})->Args({2048, 16})->Args({8192, 16})->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Args({512, 16, 0})->Args({2048, 16, 0})->Args({8192, 16, 0})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_scan_gpu, small_batch, true)
-    ->Args({2048, 16})->Args({8192, 4})->Args({32768, 1})->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->ArgsProduct({{2048}, {16, 8}, {0, 1, 2}})
+    ->ArgsProduct({{8192}, {4}, {0, 1, 4, 8, 16}})
+    ->ArgsProduct({{16384}, {2}, {0, 1, 16}})
+    ->ArgsProduct({{32768}, {1}, {0, 1, 8, 16, 32, 64}})
+    ->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_scan_gpu, small_batch_forward, false)
+    ->ArgsProduct({{32768}, {1}, {0, 1, 16}})
+    ->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -3,7 +3,11 @@
 // that end part-way), N = 1 and 16 (1 and 4 lanes a channel), B = 1 and 3, grouped B/C. Values
 // against the float64 reference loop; every input's gradient, in float64, against the CPU kernel;
 // identical bits on reruns; a long sequence carried through h0 in pieces against one pass.
+// Each case runs whole (one segment), split along L as the kernels choose (sequences of >= 1,024
+// steps at these small batches), and split into 3 and 7 segments (ScopedScanSegments): segments
+// of whole chunks with a short last one, the first and last of them 1 chunk long.
 // Skipped (with a printed reason) without a GPU.
+#include "cuda/scan_segments.h"
 #include "ops/selective_scan.h"
 #include "test_util.h"
 
@@ -16,6 +20,7 @@ struct GpuScanCase {
   const char* name;
   int64_t B, D, N, L, G;
   bool options;  // z, D_skip, delta_bias, softplus, h0
+  bool exact = false;  // the exact zero-order hold of B
   friend void PrintTo(const GpuScanCase& c, std::ostream* os) { *os << c.name; }
 };
 
@@ -44,14 +49,17 @@ TensorList on(const TensorList& in, Device device, bool requires_grad = false) {
   return out;
 }
 
-SelectiveScanArgs args_of(const TensorList& in, bool options) {
-  return {.D_skip = in[5], .z = in[6], .delta_bias = in[7], .h0 = in[8], .delta_softplus = options};
+SelectiveScanArgs args_of(const TensorList& in, bool options, bool exact = false) {
+  return {.D_skip = in[5], .z = in[6], .delta_bias = in[7], .h0 = in[8], .delta_softplus = options, .exact_zoh_b = exact};
 }
 
+// The segment counts every case runs with: whole, the kernels' own choice, 3 and 7.
+constexpr int64_t kSegmentSettings[] = {1, 0, 3, 7};
+
 // y, last state and every input's gradient of sum(v y) + sum(w last).
-TensorList run(const TensorList& cpu_inputs, bool options, Device device) {
+TensorList run(const TensorList& cpu_inputs, bool options, Device device, bool exact = false) {
   TensorList in = on(cpu_inputs, device, /*requires_grad=*/true);
-  SelectiveScanResult r = selective_scan(in[0], in[1], in[2], in[3], in[4], args_of(in, options));
+  SelectiveScanResult r = selective_scan(in[0], in[1], in[2], in[3], in[4], args_of(in, options, exact));
   Tensor v = test::random(r.y.shape(), 100, r.y.dtype()).to(device);
   Tensor w = test::random(r.last_state.shape(), 101, r.y.dtype()).to(device);
   (sum(r.y * v) + sum(r.last_state * w)).backward();
@@ -67,16 +75,21 @@ TEST_P(GpuScan, ValuesMatchTheFloat64Reference) {
   MG_SKIP_WITHOUT_CUDA();
   const GpuScanCase& c = GetParam();
   TensorList in = make_inputs(c, DType::Float64, 1);
-  SelectiveScanResult ref = selective_scan_reference(in[0], in[1], in[2], in[3], in[4], args_of(in, c.options));
+  SelectiveScanResult ref =
+      selective_scan_reference(in[0], in[1], in[2], in[3], in[4], args_of(in, c.options, c.exact));
   for (DType dtype : {DType::Float64, DType::Float32}) {
-    SCOPED_TRACE(dtype_name(dtype));
     TensorList x;
     for (const Tensor& t : in) x.push_back(t.defined() ? t.to(dtype) : Tensor());
     TensorList g = on(x, kGpu);
-    SelectiveScanResult r = selective_scan(g[0], g[1], g[2], g[3], g[4], args_of(g, c.options));
-    const double tol = dtype == DType::Float64 ? 1e-11 : 2e-5;
-    EXPECT_TRUE(test::all_close(r.y.to(Device::cpu()).to(DType::Float64), ref.y, tol, tol)) << "y";
-    EXPECT_TRUE(test::all_close(r.last_state.to(Device::cpu()).to(DType::Float64), ref.last_state, tol, tol)) << "last";
+    for (int64_t segments : kSegmentSettings) {
+      SCOPED_TRACE(str(dtype_name(dtype), ", segments ", segments));
+      cuda::ScopedScanSegments split(segments);
+      SelectiveScanResult r = selective_scan(g[0], g[1], g[2], g[3], g[4], args_of(g, c.options, c.exact));
+      const double tol = dtype == DType::Float64 ? 1e-11 : 2e-5;
+      EXPECT_TRUE(test::all_close(r.y.to(Device::cpu()).to(DType::Float64), ref.y, tol, tol)) << "y";
+      EXPECT_TRUE(test::all_close(r.last_state.to(Device::cpu()).to(DType::Float64), ref.last_state, tol, tol))
+          << "last";
+    }
   }
 }
 
@@ -85,9 +98,14 @@ TEST_P(GpuScan, Float64GradientsMatchTheCpuKernel) {
   const GpuScanCase& c = GetParam();
   if (c.L > 2049) GTEST_SKIP() << "values only at this length (the CPU gradients take long)";
   TensorList in = make_inputs(c, DType::Float64, 2);
-  TensorList cpu = run(in, c.options, Device::cpu()), gpu = run(in, c.options, kGpu);
-  ASSERT_EQ(cpu.size(), gpu.size());
-  for (size_t i = 0; i < cpu.size(); ++i) EXPECT_TRUE(test::all_close(gpu[i], cpu[i], 1e-10, 1e-9)) << "result " << i;
+  TensorList cpu = run(in, c.options, Device::cpu(), c.exact);
+  for (int64_t segments : kSegmentSettings) {
+    SCOPED_TRACE(str("segments ", segments));
+    cuda::ScopedScanSegments split(segments);
+    TensorList gpu = run(in, c.options, kGpu, c.exact);
+    ASSERT_EQ(cpu.size(), gpu.size());
+    for (size_t i = 0; i < cpu.size(); ++i) EXPECT_TRUE(test::all_close(gpu[i], cpu[i], 1e-10, 1e-9)) << "result " << i;
+  }
 }
 
 const GpuScanCase kCases[] = {
@@ -95,6 +113,8 @@ const GpuScanCase kCases[] = {
     {"L129_B3_D5_N16", 3, 5, 16, 129, 1, true},    {"L129_grouped_D6_N16", 3, 6, 16, 129, 2, true},
     {"L2049_B1_D5_N16", 1, 5, 16, 2049, 1, true},  {"L2049_B3_D37_N1", 3, 37, 1, 2049, 1, false},
     {"L8193_B3_D5_N16", 3, 5, 16, 8193, 1, true},  {"L300_B1_D100_N16_tiles", 1, 100, 16, 300, 1, true},
+    {"L1000_B2_D9_N16_exact", 2, 9, 16, 1000, 1, true, true},
+    {"L1500_grouped_D6_N5_exact", 1, 6, 5, 1500, 3, false, true},
 };
 INSTANTIATE_TEST_SUITE_P(Sizes, GpuScan, ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<GpuScanCase>& info) { return std::string(info.param.name); });
@@ -103,8 +123,12 @@ TEST(GpuScanDeterminism, GradientsAreBitIdenticalRunAfterRun) {
   MG_SKIP_WITHOUT_CUDA();
   GpuScanCase c{"tiles", 3, 100, 16, 300, 1, true};  // several channel tiles and chunks
   TensorList in = make_inputs(c, DType::Float32, 3);
-  TensorList first = run(in, true, kGpu), second = run(in, true, kGpu);
-  for (size_t i = 0; i < first.size(); ++i) EXPECT_TRUE(test::all_close(second[i], first[i], 0, 0)) << "result " << i;
+  for (int64_t segments : kSegmentSettings) {
+    SCOPED_TRACE(str("segments ", segments));
+    cuda::ScopedScanSegments split(segments);
+    TensorList first = run(in, true, kGpu), second = run(in, true, kGpu);
+    for (size_t i = 0; i < first.size(); ++i) EXPECT_TRUE(test::all_close(second[i], first[i], 0, 0)) << "result " << i;
+  }
 }
 
 TEST(GpuScanChunks, ALongSequenceThroughH0InPiecesEqualsOnePass) {
