@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential     # g++ (C++20), make
   cmake               # 3.25 or newer (presets with workflows)
+  ninja-build         # the presets' generator (builds a target's objects while its libraries link)
   libeigen3-dev       # CPU GEMM and kernels
   libgtest-dev libgmock-dev
   libbenchmark-dev    # benchmarks/
