@@ -113,14 +113,15 @@ StepResult train_step(LanguageModel& model, optim::Optimizer& optimizer, const T
                       const Tensor& targets, double clip, BatchSplit split) {
   if (split == BatchSplit::automatic) split = inputs.device().is_cpu() ? BatchSplit::halves : BatchSplit::whole;
   StepResult result;
-  optimizer.zero_grad();
   std::optional<ThreadCountScope> serial;
-  if (split == BatchSplit::whole) {
+  if (split == BatchSplit::whole) {  // the step as it always was (the GPU's)
     Tensor loss = model.loss(inputs, targets);
+    optimizer.zero_grad();
     loss.backward();
     result.loss = loss.detach();
   } else {
     LossAndGradients lg = loss_and_gradients(model, inputs, targets, params, split);
+    optimizer.zero_grad();
     for (size_t i = 0; i < params.size(); ++i)
       if (lg.gradients[i].defined()) Tensor(params[i]).set_grad(lg.gradients[i]);
     result.loss = lg.loss;
