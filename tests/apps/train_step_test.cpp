@@ -1,6 +1,9 @@
 // The training step (apps/common/train_step.h): on the CPU the batch's two halves run side by
 // side on two threads. Its results must not depend on the thread count, and its math must be the
-// whole batch's.
+// whole batch's. The two threads' passes share the model's parameters: a ThreadSanitizer build
+// (clang -fsanitize=thread, run with OMP_TOOL_LIBRARIES=/usr/lib/llvm-14/lib/libarcher.so so that
+// it sees OpenMP's synchronization) runs these tests clean (benchmarks/RESULTS.md, 2026-12-02,
+// "the step split into two halves").
 #include <cstring>
 #include <functional>
 #include <memory>
