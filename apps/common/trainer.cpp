@@ -21,7 +21,6 @@
 #include "autograd/grad_mode.h"
 #include "cuda/runtime.h"
 #include "nn/atomic_file.h"
-#include "nn/clip_grad.h"
 #include "tensor/json_integer.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim/adamw.h"
