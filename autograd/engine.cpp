@@ -17,10 +17,26 @@ void accumulate(TensorList& buffer, uint32_t input_nr, const Tensor& grad) {
   slot = slot.defined() ? add(slot, grad) : grad;
 }
 
-}  // namespace
-
-void run_backward(const TensorList& outputs, const TensorList& grad_outputs, bool retain_graph) {
+// The one walk behind backward() and gradients(). With `captured` null, leaves accumulate into
+// their .grad; otherwise no leaf is touched: the gradient reaching the leaf captured[i] is
+// returned in slot i (the others' are dropped). Everything the walk writes lives in this call
+// (buffers, counts, queue) or in the graph below `outputs`, so two calls on two threads over
+// disjoint graphs do not share state: a leaf's AccumulateGrad node may be in both graphs, and in
+// capture mode it is never run.
+TensorList walk_backward(const TensorList& outputs, const TensorList& grad_outputs, bool retain_graph,
+                         const TensorList* captured) {
   MG_ASSERT(outputs.size() == grad_outputs.size());
+  std::unordered_map<const TensorImpl*, size_t> capture_slot;
+  TensorList results;
+  if (captured != nullptr) {
+    results.resize(captured->size());
+    for (size_t i = 0; i < captured->size(); ++i) {
+      const Tensor& leaf = (*captured)[i];
+      MG_CHECK(leaf.defined() && leaf.is_leaf() && leaf.requires_grad(), "gradients: input ", i,
+               " must be a leaf tensor that requires grad (a parameter)");
+      capture_slot.emplace(leaf.impl(), i);
+    }
+  }
   NoGradGuard no_grad;  // backward formulas never record a graph
 
   std::unordered_map<Node*, TensorList> buffers;
@@ -76,8 +92,14 @@ void run_backward(const TensorList& outputs, const TensorList& grad_outputs, boo
 
     // A node that no gradient reached is skipped, but its inputs' counts must still fall.
     TensorList grads_out;
+    auto* accumulator = dynamic_cast<AccumulateGrad*>(node.get());
+    if (any_gradient && accumulator != nullptr && captured != nullptr) {
+      auto slot = capture_slot.find(accumulator->leaf().get());
+      if (slot != capture_slot.end()) results[slot->second] = grads_in[0];
+      continue;  // a leaf's node has no next edges
+    }
     if (any_gradient) {
-      bool is_accumulator = dynamic_cast<AccumulateGrad*>(node.get()) != nullptr;
+      bool is_accumulator = accumulator != nullptr;
       MG_CHECK(!node->saved_released, "backward: ", node->name(),
                " was already used by a backward pass and its saved tensors were freed; pass "
                "retain_graph=true to the first backward to run backward twice through a graph");
@@ -102,6 +124,17 @@ void run_backward(const TensorList& outputs, const TensorList& grad_outputs, boo
       if (--dependencies[edge.node.get()] == 0) ready.push_back(edge.node);
     }
   }
+  return results;
+}
+
+}  // namespace
+
+void run_backward(const TensorList& outputs, const TensorList& grad_outputs, bool retain_graph) {
+  walk_backward(outputs, grad_outputs, retain_graph, nullptr);
+}
+
+TensorList gradients(const TensorList& outputs, const TensorList& grad_outputs, const TensorList& inputs) {
+  return walk_backward(outputs, grad_outputs, false, &inputs);
 }
 
 // ---- Tensor's autograd members

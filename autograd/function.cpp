@@ -1,5 +1,7 @@
 #include "autograd/function.h"
 
+#include <mutex>
+
 namespace mg {
 
 bool needs_grad(const TensorList& inputs) {
@@ -14,6 +16,11 @@ Edge gradient_edge(const Tensor& t) {
   if (!t.defined() || !t.requires_grad()) return {};
   if (t.grad_fn()) return {t.grad_fn(), t.output_nr()};
   TensorImpl* impl = t.impl();
+  // Two forward passes on two threads (the training step's halves) meet at the same parameters:
+  // the lookup-or-create of a leaf's node is the one write they share, so it is serialized (a
+  // few hundred uncontended locks per step).
+  static std::mutex accumulator_mutex;
+  std::lock_guard lock(accumulator_mutex);
   std::shared_ptr<Node> accumulator = impl->grad_accumulator.lock();
   if (!accumulator) {
     accumulator = std::make_shared<AccumulateGrad>(t.impl_ptr());

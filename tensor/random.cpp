@@ -14,13 +14,30 @@ uint64_t splitmix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+// This thread's GeneratorRedirect, if any: draws from redirect_from come from redirect_to.
+thread_local const Generator* redirect_from = nullptr;
+thread_local Generator* redirect_to = nullptr;
 }  // namespace
+
+GeneratorRedirect::GeneratorRedirect(const Generator& from, Generator& to)
+    : previous_from_(redirect_from), previous_to_(redirect_to) {
+  MG_CHECK(&from != &to, "GeneratorRedirect: a generator cannot be redirected to itself");
+  redirect_from = &from;
+  redirect_to = &to;
+}
+
+GeneratorRedirect::~GeneratorRedirect() {
+  redirect_from = previous_from_;
+  redirect_to = previous_to_;
+}
 
 void Generator::manual_seed(uint64_t seed) {
   for (auto& word : state_) word = splitmix64(seed);
 }
 
 uint64_t Generator::next_u64() {
+  if (redirect_from == this) [[unlikely]] return redirect_to->next_u64();
   uint64_t result = rotl(state_[1] * 5, 7) * 9;
   uint64_t t = state_[1] << 17;
   state_[2] ^= state_[0];

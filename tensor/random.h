@@ -26,6 +26,23 @@ class Generator {
   State state_{};
 };
 
+// While alive, this thread's draws from `from` come from `to` instead; other threads' draws are
+// unaffected. The training step runs the halves of a batch on two threads at once
+// (apps/common/train_step.h): each half draws the model's dropout masks from its own generator,
+// seeded from the model's, so the masks do not depend on which half runs first, and two threads
+// never advance one generator's state at once. Scopes nest (the inner one wins while alive).
+class GeneratorRedirect {
+ public:
+  GeneratorRedirect(const Generator& from, Generator& to);
+  ~GeneratorRedirect();
+  GeneratorRedirect(const GeneratorRedirect&) = delete;
+  GeneratorRedirect& operator=(const GeneratorRedirect&) = delete;
+
+ private:
+  const Generator* previous_from_;
+  Generator* previous_to_;
+};
+
 // The process-wide default generator (seed 0 until manual_seed is called on it).
 Generator& default_generator();
 

@@ -17,10 +17,10 @@
 #include "apps/common/model_kinds.h"
 #include "apps/common/model_loading.h"
 #include "apps/common/text_dataset.h"
+#include "apps/common/train_step.h"
 #include "autograd/grad_mode.h"
 #include "cuda/runtime.h"
 #include "nn/atomic_file.h"
-#include "nn/clip_grad.h"
 #include "tensor/json_integer.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim/adamw.h"
@@ -356,13 +356,11 @@ TrainResult run_training(RunStart& run, const std::string& text) {
     double lr = schedule.lr(step);
     optimizer.set_lr(lr);
     Batch batch = random_batch(data.train, options.batch, options.seq_len, batch_gen);
-    Tensor loss = model->loss(batch.inputs.to(options.device), batch.targets.to(options.device));
-    optimizer.zero_grad();
-    loss.backward();
-    Tensor grad_norm = options.clip > 0 ? nn::clip_grad_norm_(params, options.clip) : nn::grad_norm(params);
-    optimizer.step();
+    // On the CPU the two halves of the batch run side by side (apps/common/train_step.h).
+    auto [loss, grad_norm] = train_step(*model, optimizer, params, batch.inputs.to(options.device),
+                                        batch.targets.to(options.device), options.clip);
     ++step;
-    unread.push_back(loss.detach());
+    unread.push_back(loss);
 
     bool out_of_time = options.time_budget_s > 0 && std::chrono::duration<double>(Clock::now() - start).count() >=
                                                         options.time_budget_s;

@@ -93,6 +93,48 @@ TEST(Engine, GraphIsFreedAfterBackward) {
   EXPECT_EQ(live_node_count(), nodes);
 }
 
+// gradients() returns what backward() would accumulate, and leaves every .grad as it was.
+TEST(Engine, GradientsAreReturnedNotAccumulated) {
+  Tensor a = test::random({3, 4}, 1, DType::Float64, true);
+  Tensor b = test::random({4}, 2, DType::Float64, true);
+  Tensor unused = test::random({2}, 3, DType::Float64, true);
+  Tensor seed = full({}, 0.5, {.dtype = DType::Float64});
+  TensorList g = gradients({sum(mul(add(a, b), a))}, {seed}, {a, b, unused});
+  ASSERT_EQ(g.size(), 3u);
+  // d/da = 0.5 (2a + b), d/db = 0.5 sum over rows of a; nothing reaches `unused`
+  EXPECT_TRUE(test::all_close(g[0], mul(add(mul(a.detach(), 2.0), b.detach()), 0.5)));
+  EXPECT_TRUE(test::all_close(g[1], mul(sum(a.detach(), {0}), 0.5)));
+  EXPECT_FALSE(g[2].defined());
+  EXPECT_FALSE(a.grad().defined());
+  EXPECT_FALSE(b.grad().defined());
+}
+
+TEST(Engine, GradientsOfANonLeafThrow) {
+  Tensor a = test::random({3}, 1, DType::Float64, true);
+  Tensor b = mul(a, 2.0);
+  EXPECT_TRUE(test::throws_error([&] { gradients({sum(b)}, {Tensor()}, {b}); }, "gradients: input 0",
+                                 "must be a leaf tensor that requires grad"));
+}
+
+// Two threads run forward and backward at once over graphs that share their leaves (the training
+// step's halves): each gets its own gradients, the same as one thread alone.
+TEST(Engine, GradientsOnTwoThreadsAtOnce) {
+  Tensor w = test::random({64, 64}, 1, DType::Float64, true);
+  TensorList x = {test::random({16, 64}, 2), test::random({16, 64}, 3)};
+  auto grad_of = [&](int k) {
+    Tensor h = matmul(x[k], w);
+    return gradients({sum(mul(h, h))}, {Tensor()}, {w})[0];
+  };
+  const Tensor expected[2] = {grad_of(0), grad_of(1)};
+  for (int round = 0; round < 20; ++round) {
+    Tensor got[2];
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+    for (int k = 0; k < 2; ++k) got[k] = grad_of(k);
+    for (int k = 0; k < 2; ++k) ASSERT_TRUE(test::all_close(got[k], expected[k], 0, 0)) << "round " << round;
+  }
+  EXPECT_FALSE(w.grad().defined());
+}
+
 TEST(Gradcheck, CatchesAWrongGradient) {
   // A deliberately wrong backward must fail gradcheck: d/dx of x*x taken as x (not 2x).
   struct WrongSquareBackward : Node {

@@ -164,6 +164,20 @@ TEST(Print, LeavesTheStreamFormatAlone) {
 
 // The integer stream of xoshiro256** seeded through splitmix64 with seed 42 (checked against an
 // independent implementation): any change here changes every seeded experiment.
+// A redirect sends this thread's draws from one generator to another, for the scope only.
+TEST(Generator, RedirectSendsDrawsElsewhereWhileAlive) {
+  Generator model(1), half(2), expected_half(2), expected_model(1);
+  {
+    GeneratorRedirect redirect(model, half);
+    EXPECT_EQ(model.next_u64(), expected_half.next_u64());
+    EXPECT_EQ(model.next_double(), expected_half.next_double());
+  }
+  EXPECT_EQ(model.state(), expected_model.state());  // untouched while redirected
+  EXPECT_EQ(half.state(), expected_half.state());
+  EXPECT_EQ(model.next_u64(), expected_model.next_u64());
+  EXPECT_TRUE(test::throws_error([&] { GeneratorRedirect self(model, model); }, "GeneratorRedirect"));
+}
+
 TEST(Generator, IntegerStreamIsFixed) {
   Generator gen(42);
   EXPECT_EQ(gen.next_u64(), 0x15780b2e0c2ec716ull);
