@@ -32,10 +32,10 @@
 // Then the sequence is split into S segments of whole chunks (segment_plan), and the blocks are
 // (batch, segment, group, tile): each direction runs in three launches, the chunked form of the
 // associative scan (h -> dA h + b composes to h -> P h + e over a segment):
-//   forward:  1. each segment but the last from a zero state (segment 0 from h0), states only:
-//                its end state e_s and sum of delta' (P_s = exp(A sum delta'));
+//   forward:  1. each segment but the last from a zero state, states only: its end state e_s and
+//                its sum of delta' (P_s = exp(A sum delta'));
 //             2. one thread per (b, d, n) carries the entering states over the segments in order,
-//                H_{s+1} = P_s H_s + e_s;
+//                H_0 = h0, H_{s+1} = P_s H_s + e_s;
 //             3. the full forward of every segment from H_s (y, checkpoints, the last state).
 //   backward: 1. each segment but the first from a zero adjoint at its end, the adjoint alone
 //                (carry := dA_t (carry + gy_t C_t)) back to its start: g_s, and P_s;
@@ -81,9 +81,8 @@ __device__ void stage_chunk(const ScanInputs<T>& in, const BlockPlace& p, int64_
 
 // EXACT: the exact zero-order hold of B (hold = delta' exprel(delta' a)), else hold = delta'.
 // One block walks its segment's chunks [c_begin, c_end) (all of L unless the scan is split).
-// STATES_ONLY: the split forward's first pass: the states alone, from h0 (segment 0) or zero; the
-// segment's end state and sum of delta' go to seg.end and seg.dsum; the last segment has nothing to
-// do. Otherwise the state entering the segment is h_start[item] (nullptr: zero), and the block
+// STATES_ONLY: the split forward's first pass: the states alone, from zero; the segment's end
+// state and sum of delta' go to seg.end and seg.dsum; the last segment has nothing to do. Otherwise the state entering the segment is h_start[item] (nullptr: zero), and the block
 // writes y, its chunks' checkpoints and <C, h> (when asked) and, in the last segment, last_state.
 template <class T, int LN, int SPT, bool EXACT, bool STATES_ONLY>
 __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* checkpoints, T* y_pre, int dc,
@@ -112,11 +111,7 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
     const bool real = active && n < N;
     a[k] = real ? in.A[d * N + n] : T(0);
     a2[k] = a[k] * kLog2e<T>;
-    if (STATES_ONLY) {
-      h[k] = real && p.seg == 0 && in.h0 ? in.h0[(p.b * s.dim + d) * N + n] : T(0);
-    } else {
-      h[k] = real && h_start ? h_start[(p.item * s.dim + d) * N + n] : T(0);
-    }
+    h[k] = !STATES_ONLY && real && h_start ? h_start[(p.item * s.dim + d) * N + n] : T(0);
   }
   T dsum = T(0);  // STATES_ONLY: the segment's sum of delta'
   for (int64_t chunk = p.c_begin; chunk < p.c_end; ++chunk) {
@@ -185,24 +180,6 @@ __global__ void scan_forward_kernel(ScanInputs<T> in, T* y, T* last_state, T* ch
   }
 }
 
-// The forward's carry over segments (see the top), one thread per (b, d, n): start[b, 0] = h0,
-// start[b, s + 1] = exp(a sum delta'_s) start[b, s] + end[b, s] (end[b, 0] already began at h0).
-template <class T>
-__global__ void scan_carry_forward_kernel(ScanSizes s, const T* A, const T* h0, SegmentArgs<T> seg) {
-  const int64_t DN = s.dim * s.dstate, S = seg.count;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < s.batch * DN; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t b = i / DN, dn = i % DN, d = dn / s.dstate;
-    const T a2 = A[dn] * kLog2e<T>;
-    seg.start[b * S * DN + dn] = h0 ? h0[i] : T(0);
-    T H = seg.end[b * S * DN + dn];
-    for (int64_t sg = 1; sg < S; ++sg) {
-      const int64_t item = b * S + sg;
-      seg.start[item * DN + dn] = H;
-      if (sg + 1 < S) H = exp2_ftz(seg.dsum[item * s.dim + d] * a2) * H + seg.end[item * DN + dn];
-    }
-  }
-}
-
 // Device memory for the split forward's SegmentArgs, from the caching allocator; freed on the
 // host once the kernels are queued (the stream orders every later use after them).
 template <class T>
@@ -255,8 +232,8 @@ void selective_scan_forward(const ScanInputs<T>& in, T* y, T* last_state, T* che
       auto run = [&]<bool EXACT>() {
         if (seg.args.count > 1) {
           launch(scan_forward_kernel<T, LN, SPT, EXACT, true>, nullptr);
-          scan_carry_forward_kernel<T><<<grid_for(s.batch * s.dim * s.dstate, 256), 256, 0, stream>>>(s, in.A, in.h0,
-                                                                                                    seg.args);
+          scan_carry_kernel<T><<<grid_for(s.batch * s.dim * s.dstate, 256), 256, 0, stream>>>(s, in.A, in.h0, seg.args,
+                                                                                            /*reverse=*/false);
         }
         launch(scan_forward_kernel<T, LN, SPT, EXACT, false>, seg.args.count > 1 ? seg.args.start : in.h0);
       };

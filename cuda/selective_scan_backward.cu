@@ -74,24 +74,6 @@ __global__ void scan_adjoint_kernel(ScanInputs<T> in, const T* dy, int dc, int64
   if (lane == 0) seg.dsum[p.item * s.dim + d] = dsum;
 }
 
-// The backward's carry over segments (see the top), one thread per (b, d, n), last segment first:
-// start[b, S - 1] = dlast, start[b, s - 1] = end[b, s] + exp(a sum delta'_s) start[b, s].
-template <class T>
-__global__ void scan_carry_backward_kernel(ScanSizes s, const T* A, const T* dlast, SegmentArgs<T> seg) {
-  const int64_t DN = s.dim * s.dstate, S = seg.count;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < s.batch * DN; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t b = i / DN, dn = i % DN, d = dn / s.dstate;
-    const T a2 = A[dn] * kLog2e<T>;
-    T G = dlast ? dlast[i] : T(0);
-    for (int64_t sg = S - 1; sg >= 1; --sg) {
-      const int64_t item = b * S + sg;
-      seg.start[item * DN + dn] = G;
-      G = seg.end[item * DN + dn] + exp2_ftz(seg.dsum[item * s.dim + d] * a2) * G;
-    }
-    seg.start[b * S * DN + dn] = G;
-  }
-}
-
 // The workspace of the backward: per-tile sums of dB and dC over the tile's channels
 // (B, G, tiles, 2, N, L), then per-(batch, segment) dA (B S, D, N), dD_skip (B S, D),
 // ddelta_bias (B S, D); when split (S > 1), the segments' adjoints (SegmentArgs: end, start
@@ -546,7 +528,8 @@ void selective_scan_backward(const ScanInputs<T>& in, const T* checkpoints, cons
         kernel<<<static_cast<unsigned>(fblocks), fplan.threads(), shared, stream>>>(in, dy, fplan.dc, fplan.tiles, seg);
       }
     });
-    scan_carry_backward_kernel<T><<<grid_for(s.batch * s.dim * s.dstate, 256), 256, 0, stream>>>(s, in.A, dlast, seg);
+    scan_carry_kernel<T><<<grid_for(s.batch * s.dim * s.dstate, 256), 256, 0, stream>>>(s, in.A, dlast, seg,
+                                                                                        /*reverse=*/true);
     CUDA_CHECK_LAUNCH();
   }
   const T* carry_start = segments.count > 1 ? seg.start : dlast;

@@ -133,6 +133,25 @@ __device__ inline double exp2_ftz(double x) { return exp2(x); }
 template <class T>
 constexpr T kLog2e = T(1.4426950408889634074);
 
+// The carry over segments (see the top of cuda/selective_scan.cu), one thread per (b, d, n): walks
+// the segments in order (the forward: first to last from h0; the backward: last to first from
+// dlast), gives each its entering value, start[s] = V, then V := exp(a sum delta'_s) V + end[s]
+// (the last segment walked passes nothing on: its end was not computed).
+template <class T>
+__global__ void scan_carry_kernel(ScanSizes s, const T* A, const T* first, SegmentArgs<T> seg, bool reverse) {
+  const int64_t DN = s.dim * s.dstate, S = seg.count;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < s.batch * DN; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t b = i / DN, dn = i % DN, d = dn / s.dstate;
+    const T a2 = A[dn] * kLog2e<T>;
+    T V = first ? first[i] : T(0);
+    for (int64_t j = 0; j < S; ++j) {
+      const int64_t item = b * S + (reverse ? S - 1 - j : j);
+      seg.start[item * DN + dn] = V;
+      if (j + 1 < S) V = exp2_ftz(seg.dsum[item * s.dim + d] * a2) * V + seg.end[item * DN + dn];
+    }
+  }
+}
+
 template <int LN, class T>
 __device__ T lane_sum(T v) {  // over the LN lanes of one channel (aligned groups of a warp)
 #pragma unroll
