@@ -1,11 +1,14 @@
-// The selective scan's GPU kernels (cuda/selective_scan.cu) at the sizes where they split work:
-// L = 1, 7, 129, 2049, 8193 (the kernels work in chunks of 16 steps), odd D (tiles of channels
-// that end part-way), N = 1 and 16 (1 and 4 lanes a channel), B = 1 and 3, grouped B/C. Values
-// against the float64 reference loop; every input's gradient, in float64, against the CPU kernel;
-// identical bits on reruns; a long sequence carried through h0 in pieces against one pass.
-// Each case runs whole (one segment), split along L as the kernels choose (sequences of >= 1,024
-// steps at these small batches), and split into 3 and 7 segments (ScopedScanSegments): segments
-// of whole chunks with a short last one, the first and last of them 1 chunk long.
+// The selective scan's GPU kernels (cuda/selective_scan.cu, cuda/selective_scan_backward.cu) at
+// the sizes where they split work: L = 1, 7, 129, 1000, 1500, 2049, 8193 (the kernels work in
+// chunks of 16 steps), odd D (tiles of channels that end part-way), N = 1, 5 and 16 (lanes x
+// states a channel: 1 x 1, 4 x 2, 4 x 4 forward; 1 x 1, 8 x 1, 8 x 2 backward), B = 1, 2 and 3,
+// grouped B/C, the exact zero-order hold. Values against the
+// float64 reference loop; every input's gradient, in float64, against the CPU kernel; identical
+// bits on reruns; a long sequence carried through h0 in pieces against one pass.
+// Each case runs whole (one segment), split along L as the kernels choose (sequences longer than
+// 512 steps at these small batches), and split into 3 and 7 segments (ScopedScanSegments; fewer
+// where L has fewer chunks): segments of whole chunks, the last one shorter, down to a single
+// step (L = 129, 2049, 8193).
 // Skipped (with a printed reason) without a GPU.
 #include "cuda/scan_segments.h"
 #include "ops/selective_scan.h"
